@@ -1,0 +1,52 @@
+# mlwarden: two commands on a fresh machine.
+#   make demo   create .venv, install, walk the system on its embedded defaults
+#   make test   the same set-up, then lint, types and the whole test suite
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# The official SARIF 2.1.0 JSON schema, for the tests that validate our output.
+SARIF_SCHEMA := .cache/sarif-schema-2.1.0.json
+SARIF_SCHEMA_SHA256 := 2d99159ae54a3eea97f81781cff48780548657c35949f4b7f25e99a2ba4de4f8
+SARIF_NPM_PACKAGE := @microsoft/jest-sarif@1.0.0-beta.0
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch is pinned exactly (==2.13.0): a range could pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet -e '.[sklearn,torch,onnx,keras,test]'
+	touch $(STAMP)
+
+$(SARIF_SCHEMA):
+	mkdir -p .cache/sarif-npm
+	cd .cache/sarif-npm && npm pack --silent $(SARIF_NPM_PACKAGE) >/dev/null
+	tar -xzf .cache/sarif-npm/*.tgz -C .cache/sarif-npm package/lib/schemas/sarif-2.1.0-rtm.5.json
+	mv .cache/sarif-npm/package/lib/schemas/sarif-2.1.0-rtm.5.json $(SARIF_SCHEMA)
+	rm -rf .cache/sarif-npm
+	echo "$(SARIF_SCHEMA_SHA256)  $(SARIF_SCHEMA)" | sha256sum --check --quiet
+
+demo: $(STAMP)
+	KERAS_BACKEND=torch $(BIN)/mlwarden demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP) $(SARIF_SCHEMA)
+	KERAS_BACKEND=torch $(BIN)/pytest -q -n 2 --dist loadfile
+
+test: demo lint typecheck unit
+
+bench: $(STAMP)
+	bash bench/setup_peers.sh
+	$(BIN)/python bench/scan_compare.py
+	$(BIN)/python bench/large_files.py
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info

@@ -1,0 +1,6 @@
+"""`python -m mlwarden`."""
+
+from mlwarden.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

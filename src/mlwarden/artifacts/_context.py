@@ -1,0 +1,98 @@
+"""What every format reader receives: the limits, the findings sink, the clock.
+
+Readers never raise for a decision: they call `ctx.add(...)` with a rule id. They
+raise `MalformedInputError` when content does not parse (the dispatcher turns it
+into the reader's "malformed" finding) and `LimitExceededError` through
+`ctx.charge_*` / `ctx.check_time` when hostile input would make the work
+unbounded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlwarden.errors import LimitExceededError
+from mlwarden.report import Finding
+
+if TYPE_CHECKING:
+    from mlwarden.severity import Severity
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Bounds on the work one file may cause. Hitting one is a finding."""
+
+    max_depth: int = 6
+    """Containers inside containers (zip in tar in gzip ...)."""
+    max_decompressed_bytes: int = 4 * GiB
+    """Total bytes decompressed for one top-level file, over every nested member."""
+    max_member_bytes: int = 1 * GiB
+    """Largest single member that is decompressed to be scanned."""
+    max_compression_ratio: float = 250.0
+    """Zip-bomb guard: decompressed/compressed for members larger than 1 MiB."""
+    max_members: int = 200_000
+    max_pickle_bytes: int = 1 * GiB
+    max_pickle_opcodes: int = 20_000_000
+    max_memo_entries: int = 2_000_000
+    max_stack_depth: int = 100_000
+    max_header_bytes: int = 256 * MiB
+    """Headers and metadata blocks (safetensors JSON, GGUF KV, ONNX protobuf parts)."""
+    max_seconds_per_file: float = 120.0
+
+
+@dataclass(slots=True)
+class ScanContext:
+    """The state of scanning one top-level file."""
+
+    limits: Limits
+    root: Path
+    findings: list[Finding] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    decompressed: int = 0
+    formats: list[str] = field(default_factory=list)
+
+    def add(
+        self,
+        rule_id: str,
+        message: str,
+        location: str,
+        *,
+        severity: Severity | None = None,
+        **detail: object,
+    ) -> None:
+        """Record a finding, once: identical findings at one location collapse."""
+        finding = Finding(
+            rule_id=rule_id,
+            message=message,
+            location=location,
+            severity=severity,
+            detail={k: str(v) for k, v in detail.items()},
+        )
+        if finding not in self.findings:
+            self.findings.append(finding)
+
+    def check_time(self) -> None:
+        if time.monotonic() - self.started > self.limits.max_seconds_per_file:
+            raise LimitExceededError(
+                f"time limit of {self.limits.max_seconds_per_file:g} s per file reached",
+                rule_id="SCAN001",
+            )
+
+    def charge_decompressed(self, nbytes: int) -> None:
+        """Account for bytes produced by decompression; refuse past the limit."""
+        self.decompressed += nbytes
+        if self.decompressed > self.limits.max_decompressed_bytes:
+            raise LimitExceededError(
+                f"more than {self.limits.max_decompressed_bytes} bytes decompressed"
+            )
+
+
+def member_location(parent: str, name: str) -> str:
+    """The location of a member inside a container: ``outer.zip!inner/file``."""
+    return f"{parent}!{name}"

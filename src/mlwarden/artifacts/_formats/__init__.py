@@ -1,0 +1,1 @@
+"""Format readers, one module per family; see mlwarden.artifacts._dispatch."""

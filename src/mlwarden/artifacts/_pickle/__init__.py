@@ -1,0 +1,1 @@
+"""The pickle analyzer: a symbolic pickle machine over opcodes."""

@@ -1,0 +1,149 @@
+"""The error tree: one base class, each subclass with a stable code.
+
+Codes are grouped by concern (E1xx input, E2xx integrity, E3xx identity and
+policy, E4xx budget, E5xx upstream, E9xx internal). A code, once published, is
+never reused or renumbered: users grep logs and write CI rules against them.
+
+Exceptions mean "could not decide". Anything that *was* decided about an
+object (it is malicious, it does not parse) is a Finding in a Report instead.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MlwardenError(Exception):
+    """Base of every error mlwarden raises on purpose."""
+
+    code: ClassVar[str] = "E900"
+    exit_status: ClassVar[int] = 2
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The message as the CLI prints it: code, message, and the next step."""
+        text = f"{self.code}: {self.message}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text.replace("\n", " ")
+
+
+# --- E1xx: input ---------------------------------------------------------------
+
+
+class InputError(MlwardenError):
+    """The input cannot be used as given."""
+
+    code = "E100"
+    http_status = 400
+
+
+class UsageError(InputError):
+    """A command line or API call that does not make sense."""
+
+    code = "E101"
+
+
+class PathNotFoundError(InputError):
+    """A path named by the caller does not exist."""
+
+    code = "E102"
+    http_status = 404
+
+
+class UnreadableInputError(InputError):
+    """A path exists but cannot be read (permissions, a special file)."""
+
+    code = "E103"
+
+
+class UnsupportedFormatError(InputError):
+    """Content whose format mlwarden does not recognise."""
+
+    code = "E104"
+
+
+class MalformedInputError(InputError):
+    """Content that claims a format but does not parse as it."""
+
+    code = "E105"
+
+
+class LimitExceededError(InputError):
+    """Work on the input would exceed a configured safety limit.
+
+    `rule_id` names the finding a scan records when it meets this limit.
+    """
+
+    code = "E106"
+
+    def __init__(self, message: str, *, rule_id: str = "ARCH003", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.rule_id = rule_id
+
+
+class SymlinkEscapeError(InputError):
+    """A symbolic link points outside the root being scanned or signed."""
+
+    code = "E107"
+
+
+class MissingExtraError(InputError):
+    """An optional dependency is needed for this operation."""
+
+    code = "E108"
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"this needs the optional package {package!r}",
+            hint=f"pip install 'mlwarden[{extra}]'",
+        )
+
+
+class PolicyFileError(InputError):
+    """The policy file (mlwarden.yaml) is missing, malformed or invalid."""
+
+    code = "E110"
+
+
+class OutputError(InputError):
+    """A report could not be written where asked."""
+
+    code = "E111"
+
+
+# --- E2xx: integrity ----------------------------------------------------------
+
+
+class IntegrityError(MlwardenError):
+    """An artifact failed a check of what it is or who made it."""
+
+    code = "E200"
+    exit_status = 1
+    http_status = 403
+
+
+# --- E9xx: internal -----------------------------------------------------------
+
+
+class InternalError(MlwardenError):
+    """A bug in mlwarden: please report it with the input that caused it."""
+
+    code = "E900"
+
+
+def all_error_classes() -> tuple[type[MlwardenError], ...]:
+    """Every error class, for the README table and the uniqueness test."""
+    seen: list[type[MlwardenError]] = []
+    stack: list[type[MlwardenError]] = [MlwardenError]
+    while stack:
+        cls = stack.pop()
+        if cls not in seen:
+            seen.append(cls)
+            stack.extend(cls.__subclasses__())
+    return tuple(sorted(seen, key=lambda c: c.code))
