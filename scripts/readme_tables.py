@@ -1,7 +1,7 @@
 """Regenerate the error-code and rule tables in README.md from the code.
 
-    .venv/bin/python scripts/readme_tables.py          # rewrite README.md
-    .venv/bin/python scripts/readme_tables.py --check  # exit 1 if out of date
+.venv/bin/python scripts/readme_tables.py          # rewrite README.md
+.venv/bin/python scripts/readme_tables.py --check  # exit 1 if out of date
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from mlwarden.errors import all_error_classes
-from mlwarden.taxonomy import RULES
+from mlwarden.rules import RULES
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

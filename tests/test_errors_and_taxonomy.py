@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from mlwarden.errors import all_error_classes
-from mlwarden.taxonomy import RULES
+from mlwarden.rules import RULES
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import pytest
 from mlwarden.report import Finding, ObjectResult, Report, Status
 from mlwarden.report._sarif import to_sarif
 from mlwarden.report.render import OutputFormat, render
-from mlwarden.taxonomy import RULES
+from mlwarden.rules import RULES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / ".cache" / "sarif-schema-2.1.0.json"
 

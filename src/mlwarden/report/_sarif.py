@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import quote
 
 from mlwarden.report._model import Finding, Report, Status
+from mlwarden.rules import RULES
 from mlwarden.severity import Severity
-from mlwarden.taxonomy import RULES, Rule
+from mlwarden.taxonomy import Rule
 
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/mlwarden/mlwarden"

@@ -1,0 +1,11 @@
+"""The rule catalogue: one module per area, concatenated in a fixed order.
+
+Rule ids are stable and never reused; a retired rule stays, marked retired.
+"""
+
+from mlwarden.rules.scan import SCAN_RULES
+from mlwarden.taxonomy import Rule
+
+RULES: tuple[Rule, ...] = SCAN_RULES
+
+__all__ = ["RULES"]
