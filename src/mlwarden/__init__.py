@@ -13,8 +13,9 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from mlwarden.artifacts import scan as scan
+    from mlwarden.loading import load as load
 
-__all__ = ["__version__", "scan"]
+__all__ = ["__version__", "load", "scan"]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,4 +24,8 @@ def __getattr__(name: str) -> Any:
         from mlwarden.artifacts import scan
 
         return scan
+    if name == "load":
+        from mlwarden.loading import load
+
+        return load
     raise AttributeError(f"module 'mlwarden' has no attribute {name!r}")

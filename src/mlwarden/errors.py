@@ -128,13 +128,85 @@ class IntegrityError(MlwardenError):
     http_status = 403
 
 
+class BundleMalformedError(IntegrityError):
+    """A signature bundle does not parse or is not an OpenSSF model-signing v1.0 bundle."""
+
+    code = "E201"
+
+
+class SignatureInvalidError(IntegrityError):
+    """A signature does not verify with the key or certificate it names."""
+
+    code = "E202"
+
+
+class UntrustedSignerError(IntegrityError):
+    """The signer is not trusted by the policy (unknown, revoked, expired, or too few)."""
+
+    code = "E203"
+
+
+class ManifestMismatchError(IntegrityError):
+    """The files on disk differ from the signed manifest."""
+
+    code = "E204"
+
+
+class ScanRefusedError(IntegrityError):
+    """The scan flagged the artifact, so it is not loaded."""
+
+    code = "E205"
+
+
+class UnsafeResourceNameError(IntegrityError):
+    """A manifest or bundle names a resource with a path that is not allowed."""
+
+    code = "E206"
+
+
+class FileChangedError(IntegrityError):
+    """A file changed while it was being hashed."""
+
+    code = "E207"
+
+
+class NotVerifiedError(IntegrityError):
+    """No verified signature covers this artifact, so it is not loaded."""
+
+    code = "E208"
+
+
+class SigningKeyError(InputError):
+    """A key or certificate file cannot be used (format, curve, or not a private key)."""
+
+    code = "E112"
+
+
+class UnsupportedLoadError(InputError):
+    """mlwarden.load does not load this format (only formats it can load safely)."""
+
+    code = "E113"
+
+
+class DependencyFileError(MalformedInputError):
+    """A requirements file or pyproject.toml does not parse or lists no dependencies table."""
+
+    code = "E120"
+
+
+class AdvisoryDatabaseError(MalformedInputError):
+    """A local advisory database (an OSV export given with --advisories) does not parse."""
+
+    code = "E121"
+
+
 # --- E9xx: internal -----------------------------------------------------------
 
 
 class InternalError(MlwardenError):
     """A bug in mlwarden: please report it with the input that caused it."""
 
-    code = "E900"
+    code = "E901"
 
 
 def all_error_classes() -> tuple[type[MlwardenError], ...]:

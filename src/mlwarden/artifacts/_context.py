@@ -35,7 +35,11 @@ class Limits:
     max_member_bytes: int = 1 * GiB
     """Largest single member that is decompressed to be scanned."""
     max_compression_ratio: float = 250.0
-    """Zip-bomb guard: decompressed/compressed for members larger than 1 MiB."""
+    """Zip-bomb guard: decompressed/compressed, for members that inflate past the floor."""
+    ratio_floor_bytes: int = 64 * MiB
+    """The ratio guard applies past this output size only. Below it the absolute limits
+    bound the work, and benign content compresses absurdly well (a zero-initialised
+    tensor of a few MiB deflates about 1000:1): flagging it would cry wolf."""
     max_members: int = 200_000
     max_pickle_bytes: int = 1 * GiB
     max_pickle_opcodes: int = 20_000_000

@@ -121,14 +121,15 @@ def scan_stream(stream: BinaryIO, location: str, ctx: ScanContext, depth: int) -
     return reader.name
 
 
-# Extensions that claim a model format; content that matches none is a finding.
+# Extensions that claim a model format; content that matches none is a finding. Names
+# shared with raw or foreign data (.bin for OpenVINO and ONNX weights, .model for
+# SentencePiece, .pb for frozen graphs, .zip, .tar) are left out: they would cry wolf.
 MODEL_EXTENSIONS = frozenset(
     {
         ".pkl",
         ".pickle",
         ".pt",
         ".pth",
-        ".bin",
         ".ckpt",
         ".joblib",
         ".npy",
@@ -139,16 +140,11 @@ MODEL_EXTENSIONS = frozenset(
         ".onnx",
         ".safetensors",
         ".gguf",
-        ".pb",
         ".dill",
-        ".model",
         ".sav",
         ".mar",
         ".pt2",
         ".ptl",
-        ".tar",
-        ".zip",
-        ".7z",
     }
 )
 # Formats whose content cannot execute code: a code-capable file that wears one of

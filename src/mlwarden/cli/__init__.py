@@ -25,10 +25,17 @@ def cli() -> None:
 
 def _register() -> None:
     from mlwarden.cli.demo import demo_command
+    from mlwarden.cli.packages import bom_command, deps_command
     from mlwarden.cli.scan import scan_command
+    from mlwarden.cli.sign import data_group, sign_command, verify_command
 
     cli.add_command(scan_command)
     cli.add_command(demo_command)
+    cli.add_command(deps_command)
+    cli.add_command(bom_command)
+    cli.add_command(sign_command)
+    cli.add_command(verify_command)
+    cli.add_command(data_group)
 
 
 _register()

@@ -28,6 +28,11 @@ class Finding:
     severity: Severity | None = None
     detail: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # The rule's severity unless the check chose another: always explicit after this.
+        if self.severity is None:
+            object.__setattr__(self, "severity", get_rule(self.rule_id).severity)
+
     @property
     def rule(self) -> Rule:
         return get_rule(self.rule_id)

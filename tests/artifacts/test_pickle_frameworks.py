@@ -1,0 +1,211 @@
+"""Benign pickles made by real frameworks are clean; payloads inside them are not.
+
+The benign files are written by the frameworks at test time (PyTorch, scikit-learn,
+joblib, NumPy, SciPy); the malicious ones hide a harmless `true` command.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+from test_pickle_asm import analyse, rules
+
+from mlwarden.artifacts._context import Limits, ScanContext
+from mlwarden.artifacts._formats.pickles import scan, sniff
+from mlwarden.report import Finding
+
+np = pytest.importorskip("numpy")
+
+
+class _System:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("true",))
+
+
+def _scan_file(data: bytes, location: str = "m.pkl") -> list[Finding]:
+    assert sniff(data[:4096], len(data)), "a real pickle must sniff as pickle"
+    ctx = ScanContext(limits=Limits(), root=Path("."))
+    scan(io.BytesIO(data), location, ctx, 0)
+    return ctx.findings
+
+
+def _sklearn_models() -> list[object]:
+    pytest.importorskip("sklearn")
+    from sklearn import (
+        calibration,
+        cluster,
+        decomposition,
+        ensemble,
+        linear_model,
+        naive_bayes,
+        neighbors,
+        neural_network,
+        pipeline,
+        preprocessing,
+        svm,
+        tree,
+    )
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=80, n_features=6, n_informative=3, random_state=0)
+    estimators = [
+        linear_model.LogisticRegression(),
+        linear_model.SGDClassifier(),
+        tree.DecisionTreeClassifier(),
+        ensemble.RandomForestClassifier(n_estimators=3),
+        ensemble.GradientBoostingClassifier(n_estimators=3),
+        ensemble.HistGradientBoostingClassifier(max_iter=3),
+        svm.SVC(probability=True),
+        neighbors.KNeighborsClassifier(),
+        naive_bayes.GaussianNB(),
+        neural_network.MLPClassifier(max_iter=5),
+        calibration.CalibratedClassifierCV(),
+        pipeline.make_pipeline(
+            preprocessing.StandardScaler(), decomposition.PCA(3), linear_model.LogisticRegression()
+        ),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted: list[object] = [m.fit(x, y) for m in estimators]
+        fitted.append(cluster.KMeans(3, n_init=2).fit(x))
+        fitted.append(preprocessing.OneHotEncoder().fit(x[:, :2].round()))
+    return fitted
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_sklearn_models_pickled_are_clean(protocol: int) -> None:
+    for model in _sklearn_models():
+        findings = _scan_file(pickle.dumps(model, protocol=protocol))
+        assert findings == [], (type(model).__name__, findings)
+
+
+@pytest.mark.parametrize("protocol", [None, 2, 3, 4, 5])
+def test_sklearn_models_joblib_dumped_are_clean(protocol: int | None, tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    for model in _sklearn_models():
+        path = tmp_path / "model.joblib"
+        joblib.dump(model, path, protocol=protocol)
+        findings = _scan_file(path.read_bytes(), str(path))
+        assert findings == [], (type(model).__name__, findings)
+
+
+def test_joblib_arrays_are_skipped_not_parsed(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    # Array bytes that look like opcodes must not be read as opcodes.
+    arrays = {
+        "a": np.frombuffer(b"cos\nsystem\n" * 100, dtype=np.uint8),
+        "b": np.arange(1000, dtype=np.float64).reshape(10, 100).T,  # Fortran order
+        "c": np.zeros((3, 0)),
+        "d": np.array(["text", "more"]),
+        "e": np.zeros(4, dtype=[("x", "i4"), ("y", "f8")]),
+    }
+    path = tmp_path / "arrays.joblib"
+    joblib.dump(arrays, path)
+    assert _scan_file(path.read_bytes()) == []
+
+
+def test_joblib_object_array_payload_is_found(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    payload = np.empty(2, dtype=object)
+    payload[0] = "fine"
+    payload[1] = _System()
+    path = tmp_path / "model.joblib"
+    joblib.dump({"coef": np.ones(3), "classes": payload}, path)
+    findings = _scan_file(path.read_bytes())
+    assert any(f.rule_id == "PKL001" and "array@" in f.location for f in findings)
+
+
+def test_joblib_benign_object_array_is_clean(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    path = tmp_path / "labels.joblib"
+    joblib.dump({"labels": np.array(["cat", 3, None], dtype=object)}, path)
+    assert _scan_file(path.read_bytes()) == []
+
+
+def test_numpy_and_scipy_objects_are_clean() -> None:
+    sparse = pytest.importorskip("scipy.sparse")
+    objects = [
+        np.arange(10),
+        np.float32(1.5),
+        np.random.default_rng(0),
+        np.random.RandomState(0),
+        np.ma.masked_array([1, 2], mask=[0, 1]),
+        sparse.csr_matrix(np.eye(3)),
+        sparse.coo_array(np.eye(3)),
+        collections.OrderedDict(a=np.ones(2)),
+    ]
+    for protocol in range(6):
+        for obj in objects:
+            assert _scan_file(pickle.dumps(obj, protocol=protocol)) == [], (obj, protocol)
+
+
+def _torch_objects() -> list[object]:
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4),
+        torch.nn.BatchNorm1d(4),
+        torch.nn.LSTM(4, 2),
+        torch.nn.Embedding(5, 2),
+    )
+    optimizer = torch.optim.Adam(model.parameters())
+    return [
+        model.state_dict(),
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 3},
+        {
+            "half": torch.zeros(2, dtype=torch.float16),
+            "bf16": torch.zeros(2, dtype=torch.bfloat16),
+            "size": torch.Size([2, 3]),
+            "device": torch.device("cpu"),
+            "dtype": torch.float32,
+            "param": torch.nn.Parameter(torch.ones(2)),
+            "strided": torch.ones(4, 4).t(),
+            "sparse": torch.eye(3).to_sparse(),
+        },
+    ]
+
+
+def test_torch_zip_checkpoints_data_pkl_is_clean() -> None:
+    torch = pytest.importorskip("torch")
+    for obj in _torch_objects():
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        with zipfile.ZipFile(buffer) as archive:
+            members = [n for n in archive.namelist() if n.endswith(".pkl")]
+            assert members
+            for name in members:
+                result, findings = analyse(archive.read(name), location=name)
+                assert result.complete and findings == [], (name, findings)
+
+
+def test_torch_legacy_checkpoints_are_clean() -> None:
+    torch = pytest.importorskip("torch")
+    for obj in _torch_objects():
+        buffer = io.BytesIO()
+        torch.save(obj, buffer, _use_new_zipfile_serialization=False)
+        assert _scan_file(buffer.getvalue(), "legacy.pt") == []
+
+
+def test_torch_legacy_checkpoint_with_payload() -> None:
+    torch = pytest.importorskip("torch")
+    buffer = io.BytesIO()
+    torch.save(
+        {"w": torch.ones(2), "hook": _System()}, buffer, _use_new_zipfile_serialization=False
+    )
+    assert "PKL001" in rules(_scan_file(buffer.getvalue(), "legacy.pt"))
+
+
+def test_torch_zip_checkpoint_with_payload() -> None:
+    torch = pytest.importorskip("torch")
+    buffer = io.BytesIO()
+    torch.save({"w": torch.ones(2), "hook": _System()}, buffer)
+    with zipfile.ZipFile(buffer) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+        _, findings = analyse(archive.read(name))
+    assert "PKL001" in rules(findings)
