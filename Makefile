@@ -11,13 +11,18 @@ SARIF_SCHEMA := .cache/sarif-schema-2.1.0.json
 SARIF_SCHEMA_SHA256 := 2d99159ae54a3eea97f81781cff48780548657c35949f4b7f25e99a2ba4de4f8
 SARIF_NPM_PACKAGE := @microsoft/jest-sarif@1.0.0-beta.0
 
+# model-signing, the peer whose bundles ours must interoperate with (both ways), lives in
+# its own environment, never in .venv. model-signing 1.1.1 needs pyopenssl beside it.
+INTEROP       := .venv-interop
+INTEROP_STAMP := $(INTEROP)/.installed-stamp
+
 .PHONY: demo test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch is pinned exactly (==2.13.0): a range could pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet -e '.[sklearn,torch,onnx,keras,test]'
+	$(BIN)/python -m pip install --quiet -e '.[sklearn,torch,onnx,keras,safetensors,test]'
 	touch $(STAMP)
 
 $(SARIF_SCHEMA):
@@ -27,6 +32,11 @@ $(SARIF_SCHEMA):
 	mv .cache/sarif-npm/package/lib/schemas/sarif-2.1.0-rtm.5.json $(SARIF_SCHEMA)
 	rm -rf .cache/sarif-npm
 	echo "$(SARIF_SCHEMA_SHA256)  $(SARIF_SCHEMA)" | sha256sum --check --quiet
+
+$(INTEROP_STAMP):
+	$(PYTHON) -m venv $(INTEROP)
+	$(INTEROP)/bin/python -m pip install --quiet 'model-signing==1.1.1' pyopenssl
+	touch $(INTEROP_STAMP)
 
 demo: $(STAMP)
 	KERAS_BACKEND=torch $(BIN)/mlwarden demo
@@ -38,15 +48,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(SARIF_SCHEMA)
+unit: $(STAMP) $(SARIF_SCHEMA) $(INTEROP_STAMP)
 	KERAS_BACKEND=torch $(BIN)/pytest -q -n 2 --dist loadfile
 
 test: demo lint typecheck unit
 
-bench: $(STAMP)
+bench: $(STAMP) $(INTEROP_STAMP)
 	bash bench/setup_peers.sh
 	$(BIN)/python bench/scan_compare.py
 	$(BIN)/python bench/large_files.py
+	$(BIN)/python bench/sign_verify.py
 
 clean:
-	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info
+	rm -rf $(VENV) $(INTEROP) .cache .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info

@@ -92,3 +92,54 @@ def _torch_files(folder: Path, classifier: Any) -> list[DemoFile]:
     save_file(dict(layer.state_dict()), str(st_path))
     files.append(DemoFile(path=st_path, malicious=False, what="weights as safetensors"))
     return files
+
+
+def make_demo_key(folder: Path) -> tuple[Path, Path]:
+    """An EC P-256 signing key for the demo: (private PEM, public PEM)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = folder / "demo-signer.pem"
+    public = folder / "demo-signer.pub"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    private.chmod(0o600)
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def make_release(folder: Path, files: list[DemoFile]) -> Path:
+    """Copy the benign model files into a release folder, the unit that gets signed."""
+    import shutil
+
+    release = folder / "release"
+    if release.exists():
+        shutil.rmtree(release)
+    release.mkdir(parents=True)
+    for item in files:
+        if not item.malicious:
+            shutil.copy2(item.path, release / item.path.name)
+    return release
+
+
+def digits_test_split() -> tuple[Any, Any]:
+    """The demo's held-out digits (features, labels), the same split the model was trained on."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    _, x_test, _, y_test = train_test_split(
+        digits.data, digits.target, test_size=0.25, random_state=0, stratify=digits.target
+    )
+    return x_test, y_test

@@ -200,6 +200,87 @@ class AdvisoryDatabaseError(MalformedInputError):
     code = "E121"
 
 
+# --- E3xx: identity and policy -------------------------------------------------
+
+
+class IdentityError(MlwardenError):
+    """The caller could not be identified: no identity, no service."""
+
+    code = "E300"
+    exit_status = 1
+    http_status = 401
+
+
+class MissingCredentialsError(IdentityError):
+    """The request carries no credential the gateway accepts."""
+
+    code = "E301"
+
+
+class InvalidTokenError(IdentityError):
+    """A bearer token that does not parse, is signed wrongly, or uses a refused algorithm."""
+
+    code = "E302"
+
+
+class UntrustedIssuerError(IdentityError):
+    """A token whose issuer or audience is not the configured one."""
+
+    code = "E303"
+
+
+class TokenExpiredError(IdentityError):
+    """A token past its expiry or before its not-before time (beyond the clock skew)."""
+
+    code = "E304"
+
+
+class UnknownApiKeyError(IdentityError):
+    """An API key that matches no stored hash."""
+
+    code = "E305"
+
+
+class UntrustedProxyHeaderError(IdentityError):
+    """A client-certificate header from an address that is not a trusted proxy, or malformed."""
+
+    code = "E306"
+
+
+class UnknownClientCertificateError(IdentityError):
+    """A client certificate that is invalid, expired, untrusted or mapped to no principal."""
+
+    code = "E307"
+
+
+class KeySetUnavailableError(IdentityError):
+    """The JSON Web Key Set could not be fetched or parsed, so no token can be checked."""
+
+    code = "E308"
+    http_status = 503
+
+
+class IdentityConfigError(InputError):
+    """The identity configuration cannot be used (key files, secrets, mappings)."""
+
+    code = "E309"
+
+
+class AccessDeniedError(MlwardenError):
+    """The authorization policy does not permit this action on this resource."""
+
+    code = "E310"
+    exit_status = 1
+    http_status = 403
+
+
+class PolicyParseError(InputError):
+    """A Cedar policy file does not parse or cannot be read; the previous policy stays."""
+
+    code = "E311"
+    http_status = 500
+
+
 # --- E9xx: internal -----------------------------------------------------------
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import marshal
 import pickle
 import struct
 import time
@@ -419,4 +422,46 @@ def test_sniffers_reject_other_formats(tmp_path: Path) -> None:
 def test_onnx_not_taken_for_saved_model(tmp_path: Path) -> None:
     onnx.save_model(helper_model(), tmp_path / "m.onnx")
     data = (tmp_path / "m.onnx").read_bytes()
+    assert not SAVED_MODEL.sniff(data[:HEAD_BYTES], len(data))
+
+
+# ---- keras_metadata.pb (tf.keras SavedModel) ---------------------------------------
+
+
+def keras_metadata(objects: list[tuple[str, str, dict[str, object]]]) -> bytes:
+    out = b""
+    for index, (path, identifier, metadata) in enumerate(objects):
+        body = ld(1, vi(1, 2) + vi(2, 1)) + vi(2, index) + ld(3, path) + ld(4, identifier)
+        out += ld(1, body + ld(5, json.dumps(metadata)))
+    return out
+
+
+DENSE = {"name": "dense", "trainable": True, "class_name": "Dense", "config": {"units": 3}}
+
+
+def test_keras_metadata_is_recognised_and_clean(tmp_path: Path) -> None:
+    model = {"class_name": "Sequential", "config": {"layers": [DENSE]}}
+    data = keras_metadata(
+        [("root", "_tf_keras_sequential", model), ("root.d", "_tf_keras_layer", DENSE)]
+    )
+    path = write(tmp_path, data, "keras_metadata.pb")
+    assert not ONNX.sniff(data[:HEAD_BYTES], len(data))
+    assert scan(SAVED_MODEL, path) == []
+
+
+def test_keras_metadata_lambda_is_keras001(tmp_path: Path) -> None:
+    code = base64.b64encode(marshal.dumps(compile("lambda x: x", "<x>", "eval"))).decode()
+    lam = {
+        "name": "lambda",
+        "class_name": "Lambda",
+        "config": {"function": [code, None, None], "function_type": "lambda"},
+    }
+    data = keras_metadata([("root.lambda", "_tf_keras_layer", lam)])
+    findings = scan(SAVED_MODEL, write(tmp_path, data, "keras_metadata.pb"))
+    assert rules(findings) == {"KERAS001"}
+    assert findings[0].location.endswith("keras_metadata.pb#root.lambda")
+
+
+def test_keras_metadata_needs_a_keras_identifier() -> None:
+    data = keras_metadata([("root", "something_else", DENSE)])
     assert not SAVED_MODEL.sniff(data[:HEAD_BYTES], len(data))

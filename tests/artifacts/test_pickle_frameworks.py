@@ -209,3 +209,25 @@ def test_torch_zip_checkpoint_with_payload() -> None:
         name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
         _, findings = analyse(archive.read(name))
     assert "PKL001" in rules(findings)
+
+
+def test_torch_load_of_an_embedded_checkpoint_is_followed() -> None:
+    torch = pytest.importorskip("torch")
+    from test_pickle_asm import Asm
+
+    inner = io.BytesIO()
+    torch.save({"hook": _System()}, inner)
+    data = (
+        Asm(4)
+        .sglob("torch", "load")
+        .raw(b"(")
+        .sglob("io", "BytesIO")
+        .raw(b"(")
+        .b(inner.getvalue())
+        .raw(b"tR")
+        .raw(b"tR")
+        .done()
+    )
+    _, findings = analyse(data)
+    assert "PKL004" in rules(findings)
+    assert any(f.rule_id == "PKL001" and "!nested@" in f.location for f in findings)

@@ -229,6 +229,29 @@ def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> by
     return buf.getvalue()
 
 
+_CHUNK = b"\x00" * (1024 * 1024)
+
+
+def _zeros_zip(name: str, size: int) -> bytes:
+    """A zip whose one member inflates to `size` zero bytes, written in chunks."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with zf.open(info, "w", force_zip64=False) as member:
+            for _ in range(size // len(_CHUNK)):
+                member.write(_CHUNK)
+    return buf.getvalue()
+
+
+def _zeros_gzip(size: int) -> bytes:
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as out:
+        for _ in range(size // len(_CHUNK)):
+            out.write(_CHUNK)
+    return buf.getvalue()
+
+
 def _rezip(
     data: bytes,
     *,
@@ -387,22 +410,24 @@ def _zip_tricks(w: Writer) -> None:
     )
 
     t = "archive-bomb"
-    zeros = b"\x00" * (24 * 1024 * 1024)
+    # 80 MiB of zeros: past the size where ratio guards usually start (64 MiB), yet
+    # under 100 MB so scanning it stays cheap; real bombs are gigabytes.
+    bomb_size = 80 * 1024 * 1024
     w.bad(
         "zips/bomb_ratio.zip",
-        _zip({"weights.bin": zeros}, zipfile.ZIP_DEFLATED),
+        _zeros_zip("weights.bin", bomb_size),
         technique=t,
         fmt="zip",
         expect="suspicious",
-        note="24 MiB of zeros deflated to ~24 KiB: ratio ~1000 (real bombs need >100 MB)",
+        note="80 MiB of zeros deflated to ~80 KiB: ratio ~1000",
     )
     w.bad(
         "zips/bomb_ratio.gz",
-        gzip.compress(zeros, mtime=0),
+        _zeros_gzip(bomb_size),
         technique=t,
         fmt="gzip",
         expect="suspicious",
-        note="gzip of 24 MiB of zeros",
+        note="gzip of 80 MiB of zeros: ratio ~1000",
     )
 
     t = "archive-nesting-depth"

@@ -83,6 +83,34 @@ def _keras(w: Writer) -> None:
             "config": "system",
             "registered_name": "function",
         },
+        "keras_enable_unsafe": {
+            "module": "keras.config",
+            "class_name": "function",
+            "config": "enable_unsafe_deserialization",
+            "registered_name": "function",
+        },
+        "keras_get_file": {
+            "module": "keras.utils",
+            "class_name": "function",
+            "config": "get_file",
+            "registered_name": "function",
+        },
+        "lambda_load_model": {
+            "module": "keras.layers",
+            "class_name": "Lambda",
+            "config": {
+                "name": "unsafe_deserialization",
+                "function": {
+                    "module": "keras.models",
+                    "class_name": "function",
+                    "config": "load_model",
+                    "registered_name": "function",
+                },
+                "arguments": {"safe_mode": False},
+            },
+            "name": "unsafe_deserialization",
+            "inbound_nodes": [{"args": [], "kwargs": {"inputs": "/tmp/second/model.keras"}}],
+        },
         "builtins_exec": {
             "module": "builtins",
             "class_name": "function",
@@ -104,8 +132,18 @@ def _keras(w: Writer) -> None:
             technique=t,
             fmt="keras",
             expect="suspicious",
-            note=f"config.json names {layer['module']}.{layer['class_name']} (CVE-2025-1550 style)",
+            note=f"config.json object {layer['module']}.{layer['class_name']}: "
+            + _KERAS_SOURCES.get(stem, "arbitrary module in config (CVE-2025-1550)"),
         )
+
+
+_KERAS_SOURCES = {
+    "custom_module": "a class from a package outside Keras",
+    "keras_enable_unsafe": "Keras function that turns safe_mode off (CVE-2025-9906)",
+    "keras_get_file": "Keras function that downloads/writes files (CVE-2025-8747)",
+    "lambda_load_model": "Lambda calling keras.models.load_model(safe_mode=False) on a second "
+    "file (io-no/CVE-Reports#5, CVE-2025-9906)",
+}
 
 
 def _keras_h5_custom(w: Writer, model) -> None:  # type: ignore[no-untyped-def]
@@ -294,6 +332,8 @@ TEMPLATE_ATTACKS = {
     "{% endfor %}",
     "attr_filter": "{{ ()|attr('__cla' ~ 'ss__')|attr('__ba' ~ 'se__')"
     "|attr('__subcla' ~ 'sses__')() }}{# %s #}",
+    "escaped_dunder": "{{ ()|attr('\\x5f\\x5fclass\\x5f\\x5f')|attr('\\x5f\\x5fbase"
+    "\\x5f\\x5f')|attr('\\x5f\\x5fsubclasses\\x5f\\x5f')() }}{# %s #}",
     "namespace_import": "{{ namespace.__init__.__globals__.__builtins__.__import__('os')"
     ".system('%s') }}",
 }

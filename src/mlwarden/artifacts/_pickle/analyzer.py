@@ -10,6 +10,7 @@ stay: an unpickler would already have run them.
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import struct
@@ -160,7 +161,7 @@ class _Machine:
             if exc.bound:
                 self.ctx.add(
                     "PKL006",
-                    f"pickle longer than the analysis limit of {self.w.stop - exc.offset} bytes",
+                    f"pickle longer than the analysis limit of {self.w.stop - self.w.start} bytes",
                     self.location,
                     offset=exc.offset,
                 )
@@ -749,11 +750,13 @@ def _op_long_n(m: _Machine, size: int) -> None:
 
 
 def _op_string(m: _Machine) -> None:
-    text = m.w.line()
+    start = m.w.offset
+    text = m.w.text()
+    if isinstance(text, tuple):
+        m.stack.append(Blob(offset=start, length=text[1], text=True))
+        return
     if len(text) < 2 or text[0] != text[-1] or text[:1] not in {b"'", b'"'}:
         raise _Broken("STRING argument is not quoted")
-    import codecs
-
     m.stack.append(codecs.escape_decode(text[1:-1])[0].decode("latin-1"))
 
 
@@ -771,7 +774,12 @@ def _op_binstring(m: _Machine, size: int, *, text: bool, signed: bool = False) -
 
 
 def _op_unicode(m: _Machine) -> None:
-    m.stack.append(m.w.line().decode("raw_unicode_escape"))
+    start = m.w.offset
+    text = m.w.text()
+    if isinstance(text, tuple):
+        m.stack.append(Blob(offset=start, length=text[1], text=True))
+    else:
+        m.stack.append(text.decode("raw_unicode_escape"))
 
 
 def _op_float(m: _Machine) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import BinaryIO
 
 CHUNK = 1 << 20
-MAX_LINE = 1 << 26
-"""Longest text-protocol argument line (protocol 0 writes array bytes as one line)."""
+MAX_LINE = 1 << 20
+"""Longest text argument kept in memory; longer string lines are skipped (`text`)."""
 
 
 class EndOfData(Exception):
@@ -28,7 +28,7 @@ class EndOfData(Exception):
 class Window:
     """Bytes of `stream` between `start` and `stop`, read forward in chunks."""
 
-    __slots__ = ("_eof", "_next", "_stream", "bound_is_limit", "buf", "pos", "stop")
+    __slots__ = ("_eof", "_next", "_stream", "bound_is_limit", "buf", "pos", "start", "stop")
 
     def __init__(self, stream: BinaryIO, start: int, stop: int, *, bound_is_limit: bool) -> None:
         self._stream = stream
@@ -36,6 +36,7 @@ class Window:
         self._next = start
         self._eof = False
         self.pos = 0
+        self.start = start
         self.stop = stop
         self.bound_is_limit = bound_is_limit
 
@@ -96,13 +97,15 @@ class Window:
             self.pos += size
             return
         target = self.offset + size
+        self._stream.seek(0, 2)
+        end_of_stream = self._stream.tell()
+        if target > end_of_stream and end_of_stream < self.stop:
+            # The stream itself ends first: a truncated pickle, whatever the bound.
+            self.seek(end_of_stream)
+            self._eof = True
+            raise EndOfData(end_of_stream, bound=False)
         if target > self.stop:
             self.seek(self.stop)
-            raise self._end()
-        self._stream.seek(0, 2)
-        if target > self._stream.tell():
-            self._eof = True
-            self.seek(self._stream.tell())
             raise self._end()
         self.seek(target)
 
@@ -124,6 +127,27 @@ class Window:
                 return data
             searched = len(self.buf) - self.pos
             if searched > MAX_LINE:
-                raise ValueError("text argument longer than 64 MiB")
+                raise ValueError("text argument longer than 1 MiB")
             if not self._fill(searched + 1):
                 raise self._end()
+
+    def text(self) -> bytes | tuple[int, int]:
+        """A string line: its bytes, or (offset, length) when longer than MAX_LINE.
+
+        Protocol 0 writes whole arrays as one string line; those are skipped in
+        chunks rather than held in memory.
+        """
+        start = self.offset
+        try:
+            return self.line()
+        except ValueError:
+            pass
+        self.pos = len(self.buf)
+        while True:
+            if not self._fill(1):
+                raise self._end()
+            end = self.buf.find(b"\n", self.pos)
+            if end >= 0:
+                self.pos = end + 1
+                return start, self.base + end - start
+            self.pos = len(self.buf)
