@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch is pinned exactly (==2.13.0): a range could pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet -e '.[sklearn,torch,onnx,keras,safetensors,test]'
+	$(BIN)/python -m pip install --quiet -e '.[sklearn,torch,onnx,keras,safetensors,gateway,test]'
 	touch $(STAMP)
 
 $(SARIF_SCHEMA):
@@ -42,8 +42,8 @@ demo: $(STAMP)
 	KERAS_BACKEND=torch $(BIN)/mlwarden demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

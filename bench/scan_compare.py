@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import importlib.util
 import json
 import os
@@ -75,6 +76,7 @@ class Outcome:
 @dataclass(slots=True, kw_only=True)
 class Record:
     sample: str
+    digest: str
     malicious: bool
     technique: str
     format: str
@@ -83,6 +85,8 @@ class Record:
     returncode: int | None
     outcome: Outcome
     markers: list[str] = field(default_factory=list)
+    reused: bool = False
+    """Taken from an earlier run (--reuse): same peer version, same bytes."""
 
 
 # --- the tools ---------------------------------------------------------------------------
@@ -379,50 +383,110 @@ def sample_id(sample: Sample, root: Path) -> str:
         return sample.path.name
 
 
+def digest(path: Path) -> str:
+    """sha256 of a sample's bytes (a folder: of its files' relative paths and bytes)."""
+    sha = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        sha.update(str(file.relative_to(path) if path.is_dir() else "").encode() + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+    return sha.hexdigest()
+
+
+def previous_records(path: Path | None, current_versions: dict[str, str]) -> dict[tuple, dict]:
+    """Records of an earlier run, by (tool view, sample, digest), for peers whose version
+    has not changed: a peer's verdict on identical bytes does not change either."""
+    if path is None:
+        return {}
+    old = json.loads(path.read_text())
+    same = {
+        name
+        for name, version in old.get("versions", {}).items()
+        if current_versions.get(name) == version
+    }
+    reusable = {}
+    for record in old.get("records", []):
+        package = record["tool"].split("-")[0]
+        if package != "mlwarden" and package in same and record.get("digest"):
+            reusable[(record["tool"], record["sample"], record["digest"])] = record
+    return reusable
+
+
 def scan_all(
-    samples: list[Sample], selected: list[Tool], timeout: float, root: Path, marker_dir: Path
+    samples: list[Sample],
+    selected: list[Tool],
+    timeout: float,
+    root: Path,
+    marker_dir: Path,
+    reuse: dict[tuple, dict],
 ) -> list[Record]:
     records: list[Record] = []
     total = len(samples) * len(selected)
-    done = 0
+    done = reused = 0
     started = time.monotonic()
     for sample in samples:
+        ident = sample_id(sample, root)
+        sample_digest = digest(sample.path)
         for tool in selected:
-            if sample.path.is_dir() and not tool.folders:
-                unsupported = Outcome(flagged=False, error=True, detail="folders not supported")
-                for view in tool.views:
-                    records.append(_record(sample, root, view, None, unsupported, []))
-                done += 1
-                continue
-            with tempfile.TemporaryDirectory(prefix="bench-") as scratch_name:
-                scratch = Path(scratch_name)
-                result = run(
-                    tool.command(sample.path, scratch), timeout=timeout, cwd=scratch, env=tool.env
-                )
-                views = tool.interpret(result, scratch)
-            # A payload that ran left a marker file: no scanner may ever execute one.
-            markers = sorted(p.name for p in marker_dir.iterdir())
-            for leftover in marker_dir.iterdir():
-                leftover.unlink()
-            for view, outcome in views.items():
-                records.append(_record(sample, root, view, result, outcome, markers))
+            old = [reuse.get((view, ident, sample_digest)) for view in tool.views]
+            if all(old):
+                records.extend(_from_dict(item) for item in old if item is not None)
+                reused += 1
+            else:
+                records.extend(scan_one(sample, ident, sample_digest, tool, timeout, marker_dir))
             done += 1
             if done % 50 == 0 or done == total:
                 elapsed = time.monotonic() - started
-                print(f"  {done}/{total} runs, {elapsed:.0f} s", file=sys.stderr, flush=True)
+                print(
+                    f"  {done}/{total} runs ({reused} reused), {elapsed:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     return records
+
+
+def scan_one(
+    sample: Sample, ident: str, sample_digest: str, tool: Tool, timeout: float, marker_dir: Path
+) -> list[Record]:
+    """Run one tool on one sample: a record per view of the tool."""
+    if sample.path.is_dir() and not tool.folders:
+        unsupported = Outcome(flagged=False, error=True, detail="folders not supported")
+        return [
+            _record(sample, ident, sample_digest, view, None, unsupported, [])
+            for view in tool.views
+        ]
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        result = run(tool.command(sample.path, scratch), timeout=timeout, cwd=scratch, env=tool.env)
+        views = tool.interpret(result, scratch)
+    # A payload that ran left a marker file: no scanner may ever execute one.
+    markers = sorted(p.name for p in marker_dir.iterdir())
+    for leftover in marker_dir.iterdir():
+        leftover.unlink()
+    return [
+        _record(sample, ident, sample_digest, view, result, outcome, markers)
+        for view, outcome in views.items()
+    ]
+
+
+def _from_dict(data: dict) -> Record:
+    return Record(**{**data, "outcome": Outcome(**data["outcome"]), "reused": True})
 
 
 def _record(
     sample: Sample,
-    root: Path,
+    ident: str,
+    sample_digest: str,
     view: str,
     result: RunResult | None,
     outcome: Outcome,
     markers: list[str],
 ) -> Record:
     return Record(
-        sample=sample_id(sample, root),
+        sample=ident,
+        digest=sample_digest,
         malicious=sample.malicious,
         technique=sample.technique,
         format=sample.format,
@@ -590,6 +654,12 @@ def main(argv: list[str] | None = None) -> int:
         "--json-out", type=Path, default=WORK / "scan_compare.json", help="raw results"
     )
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="raw results of an earlier run: peers' verdicts on identical bytes are reused "
+        "(mlwarden always runs)",
+    )
     args = parser.parse_args(argv)
 
     wanted = [name.strip() for name in args.tools.split(",") if name.strip()]
@@ -615,7 +685,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("a payload ran while the corpus was built: refusing to continue")
 
     found_versions = versions()
-    records = scan_all(samples, selected, args.timeout, corpus_root, marker_dir)
+    reuse = previous_records(args.reuse, found_versions)
+    records = scan_all(samples, selected, args.timeout, corpus_root, marker_dir, reuse)
     order = [view for t in selected for view in t.views]
     summaries = summarise(records, order)
 
@@ -644,7 +715,10 @@ def main(argv: list[str] | None = None) -> int:
             default=str,
         )
     )
-    print(f"raw results: {args.json_out.relative_to(REPO)}", file=sys.stderr)
+    reused = sum(r.reused for r in records)
+    if reused:
+        print(f"{reused} peer verdicts reused from {args.reuse}", file=sys.stderr)
+    print(f"raw results: {args.json_out}", file=sys.stderr)
     return 0
 
 

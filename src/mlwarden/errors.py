@@ -281,6 +281,91 @@ class PolicyParseError(InputError):
     http_status = 500
 
 
+# E35x: the audit log.
+
+
+class AuditEventError(InputError):
+    """An audit event that cannot be recorded canonically (a float, a wrong type, too large).
+
+    The gateway builds events itself, so one that does not encode is its bug: a 500.
+    """
+
+    code = "E350"
+    http_status = 500
+
+
+class AuditStoreError(MlwardenError):
+    """The audit store cannot be opened, read or written: decisions fail closed."""
+
+    code = "E351"
+    http_status = 503
+
+
+class AuditBackpressureError(AuditStoreError):
+    """Too many audit events wait to be written: the request is refused, not left unaudited."""
+
+    code = "E352"
+
+
+class CheckpointMalformedError(InputError):
+    """An audit checkpoint file does not parse as an mlwarden audit checkpoint."""
+
+    code = "E353"
+
+
+class CheckpointSignatureError(IntegrityError):
+    """An audit checkpoint's signature does not verify with the given public key."""
+
+    code = "E354"
+
+
+# --- E4xx: budget -------------------------------------------------------------
+
+
+class BudgetError(MlwardenError):
+    """A call was refused by a rate limit or query budget (mlwarden.budgets).
+
+    `retry_after` is the number of seconds after which the same call may pass,
+    or None when waiting cannot help.
+    """
+
+    code = "E400"
+    exit_status = 1
+    http_status = 429
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class BudgetExceededError(BudgetError):
+    """The query budget of the current period is spent for this identity and model."""
+
+    code = "E401"
+
+
+class RateLimitedError(BudgetError):
+    """Calls arrive faster than the request rate allows for this identity and model."""
+
+    code = "E402"
+
+
+class BudgetStoreUnavailableError(BudgetError):
+    """The budget store cannot be reached, so the call is refused (fail closed)."""
+
+    code = "E403"
+    http_status = 503
+
+
+class CostTooLargeError(BudgetError):
+    """One call costs more than the burst or the period budget can ever allow."""
+
+    code = "E404"
+    http_status = 400
+
+
 # --- E9xx: internal -----------------------------------------------------------
 
 

@@ -261,3 +261,20 @@ def test_tensor_problems(tmp_path: Path) -> None:
 def test_sniff() -> None:
     assert READER.sniff(b"GGUF\x03\0\0\0" + b"\0" * 16, 24)
     assert not READER.sniff(b"GGML" + b"\0" * 20, 24)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ '__Note__: be brief' }}{{ messages|join('_') }}{{ '__' }}",
+        "{{ 'snake_case_name' }}{{ message['content'].split('__end__')[0] }}",
+    ],
+)
+def test_prose_with_underscores_is_clean(template: str) -> None:
+    assert template_threats(template) == []
+
+
+def test_name_pieces_are_found() -> None:
+    threats = template_threats("{{ x[('__cla' ~ 'ss__')] }}")
+    assert any("'__cla'" in t for t in threats)
+    assert any("'ss__'" in t for t in threats)

@@ -308,3 +308,31 @@ def test_corrupt_global_heap_is_refused_before_libhdf5_reads_it(tmp_path: Path) 
 
 def test_metadata_ranges() -> None:
     assert hdf5.metadata_ranges(100, [(10, 20), (15, 30), (90, 120)]) == [(0, 10), (30, 90)]
+
+
+def test_decoy_signature_does_not_hide_a_pickle(tmp_path: Path) -> None:
+    """A pickle carrying the HDF5 signature at offset 512 is still analysed as a pickle."""
+    pytest.importorskip("mlwarden.artifacts._formats.pickles")
+    filler = b"A" * 512
+    payload = pickle.dumps([filler, _Marker(str(tmp_path / "marker"))], protocol=4)
+    at = payload.index(filler) + 512 - payload.index(filler) % 512
+    data = payload[:at] + hdf5.SIGNATURE + payload[at + len(hdf5.SIGNATURE) :]
+    assert data.index(hdf5.SIGNATURE) == 512
+    (tmp_path / "decoy.pkl").write_bytes(data)
+    findings = scan_h5(tmp_path / "decoy.pkl")
+    assert "ARCH005" in rules(findings)
+    assert "PKL001" in rules(findings)
+    assert not (tmp_path / "marker").exists()
+
+
+def test_pickle_in_a_byte_attribute_is_scanned(tmp_path: Path) -> None:
+    pytest.importorskip("mlwarden.artifacts._formats.pickles")
+    payload = pickle.dumps(_Marker(str(tmp_path / "marker")), protocol=4)
+    with h5py.File(tmp_path / "attr.h5", "w") as f:
+        group = f.create_group("layer")
+        group.attrs["state"] = np.void(payload)
+        group.attrs["names"] = np.array([b"kernel:0", b"bias:0"])
+    findings = scan_h5(tmp_path / "attr.h5")
+    assert "PKL001" in rules(findings)
+    assert any(f.location.endswith("!/layer/@state") for f in findings)
+    assert not (tmp_path / "marker").exists()

@@ -231,3 +231,90 @@ def test_torch_load_of_an_embedded_checkpoint_is_followed() -> None:
     _, findings = analyse(data)
     assert "PKL004" in rules(findings)
     assert any(f.rule_id == "PKL001" and "!nested@" in f.location for f in findings)
+
+
+def test_unaligned_joblib_array_bytes_are_checked_for_imports() -> None:
+    # Without joblib's padding byte, a plain pickle.load reads the array bytes as opcodes.
+    from test_pickle_asm import Asm
+
+    payload = Asm(2).call("os", "system", "true").done()[2:]
+    data = (
+        Asm(2)
+        .glob("joblib.numpy_pickle", "NumpyArrayWrapper")
+        .raw(b")\x81}(")
+        .s("shape")
+        .raw(b"K" + bytes([len(payload) - 1]) + b"\x85")
+        .s("dtype")
+        .glob("numpy", "dtype")
+        .s("u1")
+        .raw(b"\x89\x88\x87R")
+        .raw(b"(K\x03\x8c\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
+        .s("order")
+        .s("C")
+        .raw(b"ub")
+        .raw(payload[:-1])  # the inline array: opcodes for pickle.load
+        .done()
+    )
+    result, findings = analyse(data)
+    assert result.complete
+    assert "os.system" in {f.detail.get("callable") for f in findings if f.rule_id == "PKL001"}
+
+
+def test_whole_torch_module_pickle_is_clean() -> None:
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = nn.Sequential(
+            nn.Conv2d(1, 2, 3),
+            nn.BatchNorm2d(2),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(2, 2),
+            nn.TransformerEncoder(nn.TransformerEncoderLayer(d_model=4, nhead=2), num_layers=1),
+            nn.GRU(2, 2),
+            nn.ModuleDict({"a": nn.Tanh()}),
+        )
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    with zipfile.ZipFile(buffer) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+        result, findings = analyse(archive.read(name))
+    assert result.complete and findings == []
+
+
+@pytest.mark.parametrize("size", [2, 300_000])
+def test_plain_pickle_of_tensors_is_clean(size: int) -> None:
+    # pickle.dumps(tensor) stores each storage as torch.storage._load_from_bytes(archive);
+    # large storages become a Blob that is scanned in place.
+    torch = pytest.importorskip("torch")
+    state = {"w": torch.ones(size), "linear": torch.nn.Linear(2, 2).state_dict()}
+    for protocol in (2, 4, 5):
+        result, findings = analyse(pickle.dumps(state, protocol=protocol))
+        assert result.complete and findings == [], findings
+
+
+def test_load_from_bytes_with_a_payload_archive_is_malicious() -> None:
+    torch = pytest.importorskip("torch")
+    from test_pickle_asm import Asm
+
+    inner = io.BytesIO()
+    torch.save({"hook": _System()}, inner)
+    data = Asm(4).sglob("torch.storage", "_load_from_bytes").raw(b"(").b(inner.getvalue())
+    _, findings = analyse(data.raw(b"tR").done())
+    assert {"PKL004", "PKL001"} <= rules(findings)
+
+
+def test_load_from_bytes_of_a_computed_value_is_malicious() -> None:
+    from test_pickle_asm import Asm
+
+    data = Asm(4).sglob("torch.storage", "_load_from_bytes").raw(b"(").call("a.b", "c")
+    _, findings = analyse(data.raw(b"tR").done())
+    assert "PKL004" in rules(findings)
+
+
+def test_load_from_bytes_imported_but_not_called_is_still_a_loader() -> None:
+    from test_pickle_asm import Asm
+
+    _, findings = analyse(Asm(4).sglob("torch.storage", "_load_from_bytes").done())
+    assert "PKL004" in rules(findings)

@@ -86,3 +86,11 @@ def test_python2_module_names_are_mapped() -> None:
     assert canonical("__builtin__", "eval") == "builtins.eval"
     assert canonical("copy_reg", "_reconstructor") == "copyreg._reconstructor"
     assert judge(canonical("__builtin__", "set")).kind is Kind.SAFE
+
+
+def test_torch_functional_activations_are_safe_but_its_imports_are_not() -> None:
+    assert judge("torch.nn.functional.relu").kind is Kind.SAFE
+    assert judge("torch.nn.functional.gelu").kind is Kind.SAFE
+    assert judge("torch.nn.functional.importlib").kind is Kind.DANGEROUS
+    assert judge("torch.nn.functional.importlib.import_module").kind is Kind.DANGEROUS
+    assert judge("torch.nn.functional.warnings").kind is not Kind.SAFE

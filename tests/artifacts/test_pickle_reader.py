@@ -7,12 +7,12 @@ import json
 import os
 import pickle
 import struct
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from test_pickle_asm import Asm, analyse, rules
+from test_pickle_asm import Asm, rules
+from tests.artifacts.counting import scan_counting
 
 from mlwarden.artifacts._context import Limits, ScanContext
 from mlwarden.artifacts._formats.pickles import READERS, scan, sniff
@@ -63,6 +63,12 @@ def collections_dict() -> object:
     ],
 )
 def test_text_and_other_formats_do_not_sniff(text: bytes) -> None:
+    assert not sniff(text[:4096], len(text))
+
+
+@pytest.mark.parametrize("first", [b"T", b"X", b"B", b"C", b"U", b"V"])
+def test_long_text_starting_with_a_length_opcode_does_not_sniff(first: bytes) -> None:
+    text = first + b"he model card says this model is fine and well tested.\n" * 200
     assert not sniff(text[:4096], len(text))
 
 
@@ -129,26 +135,6 @@ def test_large_bytes_are_skipped_not_read(tmp_path: Path) -> None:
         handle.write(b"\x80\x04\x8e" + struct.pack("<Q", size))
         handle.seek(size, 1)
         handle.write(b".")
-    ctx = ScanContext(limits=Limits(), root=tmp_path)
-    started = time.perf_counter()
-    with path.open("rb") as handle:
-        scan(handle, str(path), ctx, 0)
-    assert time.perf_counter() - started < 1.0
-    assert ctx.findings == []
-
-
-def test_opcode_heavy_pickles_scan_at_the_speed_of_a_plain_opcode_walk() -> None:
-    # Relative to pickletools.genops (which only decodes opcodes), so the check holds on
-    # a loaded machine: the symbolic machine may cost at most a few times a plain walk.
-    import pickletools
-
-    data = pickle.dumps([{"k": i, "v": float(i), "s": str(i)} for i in range(60_000)], protocol=4)
-    started = time.perf_counter()
-    count = sum(1 for _ in pickletools.genops(data))
-    walk = time.perf_counter() - started
-    started = time.perf_counter()
-    result, findings = analyse(data)
-    elapsed = time.perf_counter() - started
-    assert count > 500_000
-    assert result.complete and findings == []
-    assert elapsed < 4 * walk, f"{elapsed:.2f} s against {walk:.2f} s for genops"
+    findings, read = scan_counting(path)
+    assert findings == []
+    assert read < 8 << 20  # the 300 MiB constant is skipped, not read

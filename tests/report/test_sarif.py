@@ -87,3 +87,17 @@ def test_sarif_results_have_fingerprints_and_member_locations() -> None:
     assert [r["partialFingerprints"] for r in again] == [r["partialFingerprints"] for r in results]
     notes = run["invocations"][0]["toolExecutionNotifications"]
     assert len(notes) == 1 and "E103" in notes[0]["message"]["text"]
+
+
+def test_file_and_line_locations_become_physical_regions(sarif_schema: dict[str, object]) -> None:
+    finding = Finding(rule_id="PKL002", message="m", location="reqs/requirements.txt:7")
+    report = Report(
+        kind="deps",
+        tool_version="0.1.0",
+        results=(ObjectResult(path="torch>=2", status=Status.CHECKED, findings=(finding,)),),
+    )
+    log = to_sarif(report)
+    jsonschema.Draft4Validator(sarif_schema).validate(log)
+    physical = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert physical["artifactLocation"]["uri"] == "reqs/requirements.txt"
+    assert physical["region"]["startLine"] == 7

@@ -187,3 +187,39 @@ def test_file_replaced_between_listing_and_hashing(model: Path) -> None:
     hash_many([job], lambda j, r: outcomes.append(r) or True)
     assert isinstance(outcomes[0], FileChangedError)
     assert "config.json" in str(outcomes[0])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "a": 2}',
+        '{"x": [{"name": "a", "digest": "1", "dig\\u0065st": "2"}]}',
+        '{"x": {"y": {"k": 1, "k" : 1}}}',
+        '{"s": "not \\": a key", "t": [1, {"u": 1, "u": 1}]}',
+    ],
+)
+def test_duplicate_json_keys_are_refused(text: str) -> None:
+    from mlwarden.signing._statement import StatementError, loads_strict
+
+    with pytest.raises(StatementError, match="duplicate JSON key"):
+        loads_strict(text)
+
+
+def test_strings_that_look_like_keys_are_not_duplicates() -> None:
+    from mlwarden.signing._statement import loads_strict
+
+    text = '{"a": "b\\": c", "d": ["e:", "\\"f\\":"], "g": {"a": 1}}'
+    assert loads_strict(text)["g"] == {"a": 1}
+
+
+def test_a_crash_while_hashing_is_never_a_pass(model: Path) -> None:
+    from mlwarden.errors import InternalError
+
+    listing = list_tree(model)
+    jobs = [HashJob(name=n, path=path_of(model, n), listed=s) for n, s in listing.files.items()]
+
+    def explode(job: HashJob, result: object) -> bool:
+        raise ValueError("a bug")
+
+    with pytest.raises(InternalError, match="a bug"):
+        hash_many(jobs, explode, workers=2)

@@ -24,6 +24,7 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from mlwarden.cli.audit import audit_group
     from mlwarden.cli.demo import demo_command
     from mlwarden.cli.packages import bom_command, deps_command
     from mlwarden.cli.scan import scan_command
@@ -36,6 +37,7 @@ def _register() -> None:
     cli.add_command(sign_command)
     cli.add_command(verify_command)
     cli.add_command(data_group)
+    cli.add_command(audit_group)
 
 
 _register()

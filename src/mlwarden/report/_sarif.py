@@ -10,6 +10,7 @@ logical location beside the physical file.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -71,15 +72,28 @@ def _fingerprint(finding: Finding) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-def _result(finding: Finding, file_path: str, rule_index: int) -> dict[str, Any]:
+_FILE_LINE = re.compile(r"^(?P<file>.+):(?P<line>[1-9]\d*)$")
+
+
+def _physical(finding: Finding, object_path: str) -> tuple[str, int]:
+    """The file and line to show: a `file:line` location (a requirement in
+    requirements.txt) names its own; otherwise the object's file, line 1."""
+    match = _FILE_LINE.match(finding.location)
+    if match and not finding.location.startswith(object_path + "!"):
+        return match["file"], int(match["line"])
+    return object_path, 1
+
+
+def _result(finding: Finding, object_path: str, rule_index: int) -> dict[str, Any]:
     severity = finding.effective_severity
+    file_path, line = _physical(finding, object_path)
     location: dict[str, Any] = {
         "physicalLocation": {
             "artifactLocation": {"uri": _uri(file_path)},
-            "region": {"startLine": 1},
+            "region": {"startLine": line},
         }
     }
-    if finding.location != file_path:
+    if finding.location not in (file_path, f"{file_path}:{line}"):
         location["logicalLocations"] = [{"fullyQualifiedName": finding.location, "kind": "member"}]
     return {
         "ruleId": finding.rule_id,

@@ -40,7 +40,7 @@ def render_table(report: Report, *, color: bool, width: int) -> str:
     from rich.text import Text
 
     table = Table(title=f"mlwarden {report.kind}", expand=False, show_lines=False)
-    table.add_column("file", overflow="fold", max_width=48)
+    table.add_column("object", overflow="fold", max_width=48)
     table.add_column("format", overflow="fold", max_width=22)
     table.add_column("verdict")
     table.add_column("findings", overflow="fold")

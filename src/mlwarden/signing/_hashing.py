@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlwarden.errors import FileChangedError, UnreadableInputError
+from mlwarden.errors import FileChangedError, InternalError, UnreadableInputError
 from mlwarden.signing._names import SINGLE_FILE_NAME
 
 CHUNK = 4 << 20
@@ -81,12 +81,13 @@ def list_tree(root: Path, *, ignore: Iterable[str] = (), skip: Iterable[Path] = 
                 continue
             if skipped and name in skipped:
                 continue
-            if entry.is_symlink():
-                symlinks.append(name)
+            # Files first: they are most entries. None of these tests follows a link.
+            if entry.is_file(follow_symlinks=False):
+                files[name] = entry.stat(follow_symlinks=False)
             elif entry.is_dir(follow_symlinks=False):
                 stack.append((entry.path, name + "/"))
-            elif entry.is_file(follow_symlinks=False):
-                files[name] = entry.stat(follow_symlinks=False)
+            elif entry.is_symlink():
+                symlinks.append(name)
             else:
                 special.append(name)
     return Listing(files=files, symlinks=tuple(sorted(symlinks)), special=tuple(sorted(special)))
@@ -155,19 +156,23 @@ class HashJob:
 HashDone = Callable[[HashJob, "str | Exception"], bool]
 
 
-def hash_many(jobs: Sequence[HashJob], on_done: HashDone, *, workers: int | None = None) -> None:
+def hash_many(jobs: Sequence[HashJob], on_done: HashDone, *, workers: int | None = None) -> bool:
     """Hash the jobs smallest first on a few threads; `on_done` returns False to stop all.
 
     `on_done` receives the digest, or the FileChangedError / UnreadableInputError of that
-    file; it is called under a lock, so it may update shared state.
+    file; it is called under a lock, so it may update shared state. Returns True when every
+    job was reported, False when `on_done` stopped the run. Anything else a worker meets is
+    re-raised here as an InternalError: a file is never silently left unchecked.
     """
     ordered = sorted(jobs, key=lambda j: j.listed.st_size)
     if not ordered:
-        return
+        return True
     count = min(workers or default_workers(), len(ordered))
     stop = threading.Event()
     lock = threading.Lock()
     position = [0]
+    reported = [0]
+    crashed: list[BaseException] = []
 
     def take() -> HashJob | None:
         with lock:
@@ -179,24 +184,38 @@ def hash_many(jobs: Sequence[HashJob], on_done: HashDone, *, workers: int | None
 
     def work() -> None:
         buffer = bytearray(CHUNK)
-        while (job := take()) is not None:
-            result: str | Exception
-            try:
-                result = hash_file(job.path, job.listed, buffer, stop)
-            except Stopped:
-                return
-            except (FileChangedError, UnreadableInputError) as exc:
-                result = exc
-            with lock:
-                if not stop.is_set() and not on_done(job, result):
-                    stop.set()
+        try:
+            while (job := take()) is not None:
+                result: str | Exception
+                try:
+                    result = hash_file(job.path, job.listed, buffer, stop)
+                except Stopped:
+                    return
+                except (FileChangedError, UnreadableInputError) as exc:
+                    result = exc
+                with lock:
+                    if stop.is_set():
+                        return
+                    reported[0] += 1
+                    if not on_done(job, result):
+                        stop.set()
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            crashed.append(exc)
+            stop.set()
 
     if count == 1 or (ordered[-1].listed.st_size < _SMALL and len(ordered) < 64):
         work()
-        return
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(count - 1)]
-    for thread in threads:
-        thread.start()
-    work()
-    for thread in threads:
-        thread.join()
+    else:
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(count - 1)]
+        for thread in threads:
+            thread.start()
+        work()
+        for thread in threads:
+            thread.join()
+    if crashed:
+        raise InternalError(f"hashing failed: {crashed[0]!r}") from crashed[0]
+    if reported[0] == len(ordered):
+        return True
+    if not stop.is_set():
+        raise InternalError("hashing ended with files unchecked")
+    return False

@@ -11,6 +11,7 @@ from pathlib import Path
 from mlwarden.errors import (
     FileChangedError,
     InputError,
+    InternalError,
     MlwardenError,
     PathNotFoundError,
     SigningKeyError,
@@ -89,9 +90,11 @@ def sign_tree(
         return True
 
     jobs = [HashJob(name=n, path=path_of(root, n), listed=s) for n, s in listing.files.items()]
-    hash_many(jobs, done, workers=workers)
+    complete = hash_many(jobs, done, workers=workers)
     if failure:
         raise failure[0]
+    if not complete or len(digests) != len(jobs):
+        raise InternalError("signing stopped before every file was hashed")
     manifest = Manifest(
         model_name=model_name_of(path),
         resources=tuple(

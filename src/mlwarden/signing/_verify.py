@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mlwarden import __version__
 from mlwarden.errors import (
+    InternalError,
     MlwardenError,
     PathNotFoundError,
     UnreadableInputError,
@@ -274,11 +275,12 @@ def _compare_files(
     extra = sorted(n for n in listing.files if n not in expected)
     jobs: list[HashJob] = []
     cache = VerifyCache(cache_path, tree=root) if cache_path is not None else None
+    hit = cache.matches if cache is not None and cache.usable else None
     for name, info in listing.files.items():
         resource = expected.get(name)
         if resource is None:
             continue
-        if cache is not None and cache.matches(name, info, resource.digest):
+        if hit is not None and hit(name, info, resource.digest):
             continue
         where = path_of(root, name)
         if resource.size is not None and info.st_size != resource.size:
@@ -339,13 +341,15 @@ def _compare_files(
             return False
         return True
 
-    hash_many(jobs + rename_jobs, done, workers=workers)
+    complete = hash_many(jobs + rename_jobs, done, workers=workers)
     if cache is not None:
         cache.save()
     if unreadable:
         raise unreadable[0]
     if findings.fail_fast and findings.items:
         raise _Refused
+    if not complete:
+        raise InternalError("verification stopped before every file was checked")
     renamed: set[str] = set()
     for name in sorted(missing):
         digest = expected[name].digest

@@ -28,7 +28,13 @@ EXEC_NAMES = frozenset(
      "check_output", "getoutput", "load_module", "modules", "func_globals", "mro",
      "func_code", "gi_frame", "f_globals", "f_builtins", "cr_frame"}
 )  # fmt: skip
-_DUNDER = re.compile(r"__[A-Za-z]\w*__|(?:^|[^A-Za-z0-9])__[a-z]")
+# A string that is an internal name, or a piece of one to be joined ("__cla" ~ "ss__").
+# Whole dunders are judged by _INTERNAL_NAMES; "__end__" as a marker string is harmless.
+_NAME_PIECE = re.compile(r"^__[a-z]\w*(?<!__)$|^(?!__)\w*[a-z]__$")
+_INTERNAL_NAMES = re.compile(
+    r"__(?:globals|builtins|class|subclasses|mro|import|init|base|bases|getattribute|dict"
+    r"|code|func|self|loader|spec|reduce|reduce_ex|closure)__"
+)
 
 
 def _environment() -> Any:
@@ -91,9 +97,9 @@ def _node_threats(node: Any, nodes: Any) -> list[str]:
     elif isinstance(node, nodes.Name) and node.name in EXEC_NAMES:
         found.append(f"refers to {node.name!r}")
     elif isinstance(node, nodes.Const) and isinstance(node.value, str):
-        match = _DUNDER.search(node.value)
+        match = _INTERNAL_NAMES.search(node.value) or _NAME_PIECE.search(node.value.strip())
         if match:
-            found.append(f"builds the internal name {match.group(0).strip()!r} from a string")
+            found.append(f"builds the internal name {match.group(0)!r} from a string")
     return found
 
 

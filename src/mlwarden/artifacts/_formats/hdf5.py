@@ -13,7 +13,7 @@ import io
 from typing import TYPE_CHECKING, BinaryIO
 
 from mlwarden.artifacts._context import ScanContext, member_location
-from mlwarden.artifacts._dispatch import HEAD_BYTES, Reader, scan_member
+from mlwarden.artifacts._dispatch import HEAD_BYTES, Reader, readers, run_reader, scan_member
 from mlwarden.artifacts._formats.keras_config import check_keras_config
 from mlwarden.errors import LimitExceededError, MalformedInputError
 
@@ -27,6 +27,7 @@ _CONFIG_ATTRS = ("model_config", "training_config")
 _MAX_OBJECTS = 100_000
 _MAX_USER_BLOCK = 64 * 1024 * 1024
 _MAX_CHUNKS = 1_000_000
+_MAX_ATTRIBUTE_BYTES = 64 * 1024 * 1024
 
 
 def superblock_offsets(size: int) -> Iterator[int]:
@@ -57,25 +58,50 @@ def scan(stream: BinaryIO, location: str, ctx: ScanContext, depth: int) -> None:
     stream.seek(0, 2)
     size = stream.tell()
     offset = _find_superblock(stream, size)
-    if offset:
-        _scan_user_block(stream, offset, location, ctx, depth)
     import h5py
 
     stream.seek(0)
     try:
         handle = h5py.File(stream, "r")
     except (OSError, ValueError) as exc:
+        if offset and _scan_as_other_format(stream, size, offset, location, ctx, depth):
+            return
         raise MalformedInputError(f"HDF5 structure does not parse: {exc}") from None
+    if offset:
+        _scan_user_block(stream, offset, location, ctx, depth)
     with handle:
         try:
-            data_ranges = _check_links(handle, location, ctx)
+            data_ranges, objects = _check_links(handle, location, ctx)
             # Attribute strings live in global heaps, whose corruption hangs libhdf5:
             # check them before any attribute is read.
             check_global_heaps(stream, size, data_ranges, ctx)
             _check_root(handle, location, ctx)
+            _scan_attribute_payloads(objects, location, ctx, depth)
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             # libhdf5 reports corrupt structures as these while walking.
             raise MalformedInputError(f"HDF5 structure does not parse: {exc}") from None
+
+
+def _scan_as_other_format(
+    stream: BinaryIO, size: int, offset: int, location: str, ctx: ScanContext, depth: int
+) -> bool:
+    """A signature past offset 0 that opens no HDF5 file is a decoy inside some other
+    content (a pickle's bytes): scan the file as the format it otherwise is."""
+    stream.seek(0)
+    head = stream.read(HEAD_BYTES)
+    for reader in readers():
+        if reader.name != "hdf5" and reader.sniff(head, size):
+            ctx.add(
+                "ARCH005",
+                f"an HDF5 signature at offset {offset} opens no HDF5 file; the content is "
+                f"{reader.name}",
+                location,
+                content=reader.name,
+            )
+            ctx.formats.append(reader.name)
+            run_reader(reader, stream, location, ctx, depth)
+            return True
+    return False
 
 
 def _scan_user_block(
@@ -124,16 +150,19 @@ def _check_root(handle: object, location: str, ctx: ScanContext) -> None:
             check_keras_config(config, f"{location}#{name}", ctx)
 
 
-def _check_links(handle: object, location: str, ctx: ScanContext) -> list[tuple[int, int]]:
+def _check_links(
+    handle: object, location: str, ctx: ScanContext
+) -> tuple[list[tuple[int, int]], list[tuple[object, str]]]:
     """External links, external storage and virtual datasets make a loader read
     other files that the model names: flagged, never followed. Returns the file
-    ranges that hold dataset data (never read)."""
+    ranges that hold dataset data (never read) and the objects found."""
     import h5py
 
     assert isinstance(handle, h5py.Group)
     stack: list[tuple[h5py.Group, str]] = [(handle, "")]
     visited: set[object] = {handle.id}
     data_ranges: list[tuple[int, int]] = []
+    objects: list[tuple[object, str]] = [(handle, "/")]
     count = 0
     while stack:
         group, path = stack.pop()
@@ -156,6 +185,7 @@ def _check_links(handle: object, location: str, ctx: ScanContext) -> list[tuple[
             if item is None or item.id in visited:
                 continue
             visited.add(item.id)
+            objects.append((item, child))
             if isinstance(item, h5py.Group):
                 stack.append((item, child))
             elif isinstance(item, h5py.Dataset):
@@ -168,7 +198,34 @@ def _check_links(handle: object, location: str, ctx: ScanContext) -> list[tuple[
                 if item.is_virtual:
                     files = sorted({source.file_name for source in item.virtual_sources()})
                     _flag_outside(f"is a virtual dataset over files {files}", child, location, ctx)
-    return data_ranges
+    return data_ranges, objects
+
+
+def _scan_attribute_payloads(
+    objects: list[tuple[object, str]], location: str, ctx: ScanContext, depth: int
+) -> None:
+    """Fixed-size byte attributes that hold a pickle (a payload some loader code
+    unpickles) are scanned as members. Only small, fixed-size attributes are read."""
+    budget = _MAX_ATTRIBUTE_BYTES
+    for obj, path in objects:
+        attrs = getattr(obj, "attrs")  # noqa: B009 - h5py has no type stubs
+        for name in attrs:
+            attr = attrs.get_id(name)
+            if attr.dtype.kind not in "VSui" or (
+                attr.dtype.kind in "ui" and attr.dtype.itemsize != 1
+            ):
+                continue
+            stored = int(attr.get_storage_size())
+            if stored > budget:
+                raise LimitExceededError(
+                    f"HDF5 byte attributes larger than {_MAX_ATTRIBUTE_BYTES} bytes", rule_id=RULE
+                )
+            budget -= stored
+            value = attrs[name]
+            raw = value.tobytes() if hasattr(value, "tobytes") else bytes(value)
+            if len(raw) > 2 and raw[0] == 0x80 and 2 <= raw[1] <= 5:
+                inner = member_location(location, f"{path.rstrip('/')}/@{name}")
+                scan_member(io.BytesIO(raw), inner, ctx, depth)
 
 
 def _data_ranges(dataset: object, ctx: ScanContext) -> list[tuple[int, int]]:

@@ -209,7 +209,8 @@ def _check_lambda(
                 path=path,
             )
         elif field == "function" and value is not None and not _is_keras_lambda_code(value):
-            module = config.get("module")
+            # Keras 2 names the function's module in the layer config, Keras 3 in the function's.
+            module = value.get("module") if isinstance(value, dict) else config.get("module")
             target = value if isinstance(value, str) else _function_name(value)
             detail = f" from module {module!r}" if isinstance(module, str) and module else ""
             ctx.add(

@@ -17,6 +17,7 @@ from typing import BinaryIO
 from mlwarden.artifacts._context import ScanContext
 from mlwarden.artifacts._dispatch import Reader, reader_named
 from mlwarden.artifacts._pickle.analyzer import KNOWN_OPCODES, analyze_pickle, report_raw_imports
+from mlwarden.artifacts._streams import MemberWindow
 
 # The first pickle of a legacy torch.save: LONG1 0x1950a86a20f9469cfc6c, STOP.
 LEGACY_TORCH_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
@@ -45,23 +46,61 @@ def sniff(head: bytes, size: int) -> bool:
 def _parses(head: bytes, size: int) -> bool:
     """The first opcodes of a protocol 0/1 pickle parse (text and JSON do not).
 
-    A whole file shorter than the head must reach its STOP; a longer one must parse
-    for the first opcodes or until its head ends inside an argument.
+    Each opcode must be known, its argument well formed and within the file, and
+    the stack must hold what the opcode consumes. A file shorter than the head must
+    reach its STOP; a longer one must parse for the first opcodes or until its head
+    ends inside an argument.
     """
     pos = 0
+    levels = [0]  # stack sizes, one per open MARK
     for count in range(_SNIFF_OPCODES):
         if pos >= len(head):
             return size > len(head) and count >= 1
         op = head[pos]
         pos += 1
-        if op == 0x2E:  # STOP
-            return count >= 1
         if op not in KNOWN_OPCODES or op == 0x80:
             return False
-        step = _argument_length(op, head, pos)
-        if step is None:
+        if not _stack_effect(op, levels):
             return False
+        if op == 0x2E:  # STOP
+            return count >= 1
+        step = _argument_length(op, head, pos)
+        if step is None or pos + step > size:
+            return False  # malformed, or an argument longer than the file
         pos += step
+    return True
+
+
+# Opcode -> (items it needs on the stack, net change); MARK-based ones are handled apart.
+_NEEDS = {
+    0x61: (2, -1), 0x73: (3, -2), 0x52: (2, -1), 0x62: (2, -1), 0x81: (2, -1),
+    0x92: (3, -2), 0x93: (2, -1), 0x85: (1, 0), 0x86: (2, -1), 0x87: (3, -2),
+    0x30: (1, -1), 0x32: (1, 1), 0x70: (1, 0), 0x71: (1, 0), 0x72: (1, 0),
+    0x94: (1, 0), 0x51: (1, 0), 0x98: (1, 0), 0x95: (0, 0), 0x2E: (1, -1),
+}  # fmt: skip
+_TO_MARK_PUSH = frozenset(b"tld\x91oi")
+_TO_MARK_EXTEND = frozenset(b"eu\x90")
+
+
+def _stack_effect(op: int, levels: list[int]) -> bool:
+    if op == 0x28:  # MARK
+        levels.append(0)
+    elif op in _TO_MARK_PUSH or op == 0x31:  # ... and POP_MARK, which pushes nothing
+        if len(levels) < 2:
+            return False
+        levels.pop()
+        levels[-1] += 0 if op == 0x31 else 1
+    elif op in _TO_MARK_EXTEND:
+        if len(levels) < 2 or levels[-2] < 1:
+            return False
+        levels.pop()
+    elif op in _NEEDS:
+        need, change = _NEEDS[op]
+        if levels[-1] < need or (op == 0x2E and (len(levels) > 1 or levels[-1] != 1)):
+            return False
+        levels[-1] += change
+    else:
+        levels[-1] += 1  # constants, imports, memo gets: one new item
     return True
 
 
@@ -141,49 +180,13 @@ def _scan_tail(
             zip_reader = reader_named("zip")
         except KeyError:
             return
-        window = io.BufferedReader(_Slice(stream, start, size))
+        window = io.BufferedReader(MemberWindow(stream, start, size - start))
         zip_reader.scan(window, location, ctx, depth)
         return
     if tail_length > SHORT_TAIL:
         # Not parsed (no loader reads it as pickle from here), but a payload hidden
         # behind junk for a loader that seeks to it is still reported.
         report_raw_imports(stream, start, size, location, ctx)
-
-
-class _Slice(io.RawIOBase):
-    """A read-only, seekable view of stream[start:stop] for another reader."""
-
-    def __init__(self, stream: BinaryIO, start: int, stop: int) -> None:
-        super().__init__()
-        self._stream = stream
-        self._start = start
-        self._stop = stop
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._stop - self._start}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        remaining = self._stop - self._start - self._pos
-        if remaining <= 0:
-            return 0
-        count = min(len(buffer), remaining)
-        self._stream.seek(self._start + self._pos)
-        data = self._stream.read(count)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
 
 
 READERS = (Reader(name="pickle", malformed_rule="PKL003", sniff=sniff, scan=scan),)

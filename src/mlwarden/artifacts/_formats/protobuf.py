@@ -95,7 +95,8 @@ def _head_fields(head: bytes, size: int) -> list[Field] | None:
     try:
         found.extend(fields(source, 0, len(head), partial=True))
     except MalformedInputError:
-        if len(head) >= size or not found:
+        # Only a tag or length cut by the end of the head is forgiven, not garbage.
+        if len(head) >= size or not found or len(head) - found[-1].end > 20:
             return None
     return found
 

@@ -24,8 +24,9 @@ from typing import BinaryIO, cast
 
 from mlwarden.artifacts._context import ScanContext, member_location
 from mlwarden.artifacts._dispatch import Reader, scan_member
-from mlwarden.artifacts._formats.compressed import Budget, MemberWindow, new_spool
+from mlwarden.artifacts._formats.compressed import Budget, new_spool
 from mlwarden.artifacts._formats.zipfiles import path_escapes
+from mlwarden.artifacts._streams import MemberWindow
 from mlwarden.errors import LimitExceededError, MalformedInputError
 from mlwarden.severity import Severity
 

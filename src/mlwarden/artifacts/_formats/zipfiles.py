@@ -31,11 +31,11 @@ from mlwarden.artifacts._formats.compressed import (
     UNSUPPORTED,
     Budget,
     Decompressor,
-    MemberWindow,
     ZlibDecompressor,
     inflate,
     new_spool,
 )
+from mlwarden.artifacts._streams import MemberWindow
 from mlwarden.errors import LimitExceededError, MalformedInputError
 
 MALFORMED = "ARCH004"

@@ -40,15 +40,22 @@ from mlwarden.artifacts._pickle.values import (
     short,
 )
 from mlwarden.artifacts._pickle.window import EndOfData, Window
+from mlwarden.artifacts._streams import MemberWindow
 
 BIG_CONSTANT = 1 << 20
 """Bytes and str constants larger than this stay in the stream as a Blob."""
+MATERIALIZE_LIMIT = 64 << 20
+"""Largest protocol-2 text argument read back to evaluate encode(text, "latin1")."""
 CHECK_EVERY = 8192
 _FAST_MARGIN = 300
 _SETITEMS_APPENDS = frozenset({0x75, 0x65})
 """The fast path runs while this many bytes are buffered (any short argument fits)."""
 _LEAF_BUILTINS = frozenset({"builtins.getattr", "builtins.type"})
 """Judged by how they are called, not by being imported (bound methods, NoneType)."""
+_TORCH_BYTES_LOADER = "torch.storage._load_from_bytes"
+"""How `pickle.dumps(tensor)` stores a storage: a torch.save archive as a bytes constant.
+Judged at the call: a constant archive analysed clean is data; anything else is PKL004."""
+_JUDGED_AT_CALL = _LEAF_BUILTINS | {_TORCH_BYTES_LOADER}
 _STRUCT_I = struct.Struct("<i")
 _STRUCT_UI = struct.Struct("<I")
 _STRUCT_Q = struct.Struct("<Q")
@@ -137,7 +144,7 @@ class _Machine:
         """Judge an imported name when it is imported, as an unpickler would import it."""
         if full not in self.globals:
             self.globals.append(full)
-        if full in _LEAF_BUILTINS:
+        if full in _JUDGED_AT_CALL:
             self.deferred.setdefault(full, self.op_offset)
         else:
             self.judge_name(full, "imports")
@@ -189,7 +196,8 @@ class _Machine:
         for name, offset in self.deferred.items():
             # Imported but never called in a way the machine could judge.
             self.op_offset = offset
-            self.report("PKL002", f"pickle imports {name} without a judged use", name)
+            rule_id = "PKL002" if name in _LEAF_BUILTINS else _judge(name).rule_id
+            self.report(rule_id, f"pickle imports {name} without a judged use", name)
         return PickleResult(end=end, complete=complete, globals=tuple(self.globals))
 
     def broken(self, message: str, at: int | None = None) -> PickleResult:
@@ -570,6 +578,13 @@ class _Machine:
             if len(arg_tuple) != 1:
                 self.report("PKL001", "pickle creates a new class with type()", name)
             return Call(func=func, args=args, offset=self.op_offset)
+        if name in {"_codecs.encode", "codecs.encode"} and arg_tuple:
+            # Protocol 2 writes bytes as encode(text, "latin1"): read a large text back.
+            arg_tuple = (self.materialize(arg_tuple[0]), *arg_tuple[1:])
+        if name == _TORCH_BYTES_LOADER:
+            self.deferred.pop(name, None)
+            self.load_torch_bytes(arg_tuple)
+            return Call(func=func, args=args, offset=self.op_offset)
         verdict = _judge(name)
         if verdict.rule_id in {"PKL004", "PKL005"} or name == "copyreg._reconstructor":
             self.call_loader(name, verdict, arg_tuple)
@@ -635,7 +650,29 @@ class _Machine:
         for payload in _payloads(args):
             self.analyze_nested(payload)
 
-    def analyze_nested(self, payload: bytes | Blob) -> None:
+    def materialize(self, value: object) -> object:
+        """A text Blob's string, when it is small enough to hold; else the Blob."""
+        if not isinstance(value, Blob) or not value.text or value.length > MATERIALIZE_LIMIT:
+            return value
+        self.stream.seek(value.offset)
+        data = self.stream.read(value.length)
+        try:
+            return data.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return value
+
+    def load_torch_bytes(self, args: tuple[object, ...]) -> None:
+        """_load_from_bytes(archive): clean only for one constant archive analysed clean."""
+        name = _TORCH_BYTES_LOADER
+        payload = args[0] if len(args) == 1 else None
+        if isinstance(payload, bytes | Blob) and not (isinstance(payload, Blob) and payload.text):
+            before = len(self.ctx.findings)
+            if self.analyze_nested(payload) and len(self.ctx.findings) == before:
+                return
+        self.report("PKL004", f"pickle hands a payload to the loader {name}", name)
+
+    def analyze_nested(self, payload: bytes | Blob) -> bool:
+        """Scan a payload as the loader would read it; True when it was read to its end."""
         location = f"{self.location}!nested@{self.op_offset}"
         if self.depth + 1 > self.ctx.limits.max_depth:
             self.ctx.add(
@@ -644,24 +681,21 @@ class _Machine:
                 location,
                 offset=self.op_offset,
             )
-            return
+            return False
         if isinstance(payload, Blob):
-            analyze_pickle(
-                self.stream,
-                location,
-                self.ctx,
-                self.depth + 1,
-                start=payload.offset,
-                limit=payload.length,
+            self.stream.seek(payload.offset)
+            head = self.stream.read(6)
+            inner: BinaryIO = io.BufferedReader(
+                MemberWindow(self.stream, payload.offset, payload.length)
             )
-            return
-        inner = io.BytesIO(payload)
-        if payload[:2] == b"PK" or payload[:6] == b"\x93NUMPY":
+        else:
+            head = payload[:6]
+            inner = io.BytesIO(payload)
+        if head[:2] == b"PK" or head == b"\x93NUMPY":
             from mlwarden.artifacts._dispatch import scan_member
 
-            scan_member(inner, location, self.ctx, self.depth)
-            return
-        analyze_pickle(inner, location, self.ctx, self.depth + 1, start=0)
+            return scan_member(inner, location, self.ctx, self.depth) is not None
+        return analyze_pickle(inner, location, self.ctx, self.depth + 1, start=0).complete
 
     # --- BUILD ---------------------------------------------------------------------------
 
@@ -704,9 +738,14 @@ class _Machine:
                 raise _Limit("joblib object array could not be analysed to its end")
             self.w.seek(result.end)
             return
-        if layout.aligned:
-            self.w.skip(self.w.byte())
+        start = self.w.offset
+        padding = self.w.byte() if layout.aligned else 0
+        self.w.skip(padding)
         self.w.skip(layout.nbytes)
+        if not layout.aligned or padding >= joblib_arrays.ALIGNMENT:
+            # joblib's padding byte (< 16) stops a plain pickle.load at the array; without
+            # it, pickle.load would read the array bytes as opcodes: look for imports there.
+            report_raw_imports(self.stream, start, self.w.offset, self.location, self.ctx)
 
     # --- resynchronisation ---------------------------------------------------------------
 

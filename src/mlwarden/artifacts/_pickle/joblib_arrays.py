@@ -20,6 +20,8 @@ _NUMPY_DTYPES = frozenset({"numpy.dtype"})
 _DTYPE_TEXT = re.compile(r"[<>|=]?([a-zA-Z])(\d*)")
 _NPY_ITEM_HASOBJECT = 0x01
 MAX_ARRAY_BYTES = 1 << 50
+ALIGNMENT = 16
+"""joblib's NUMPY_ARRAY_ALIGNMENT_BYTES: its padding byte is always smaller."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -491,6 +491,8 @@ _SKLEARN_FUNCTIONS = frozenset(
     )
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FUNCTION = re.compile(r"[a-z][a-z0-9_]*")
+_FUNCTIONAL_REEXPORTS = frozenset(_words("dataclasses importlib math warnings torch np grad"))
 
 
 def canonical(module: str, name: str) -> str:
@@ -522,6 +524,9 @@ def _dangerous_rule(full: str) -> tuple[str, str] | None:
 
 def _sklearn_rule(full: str) -> bool:
     module, _, name = full.rpartition(".")
+    if module == "torch.nn.functional":
+        # Activation functions that whole-module pickles keep (TransformerEncoderLayer).
+        return bool(_FUNCTION.fullmatch(name)) and name not in _FUNCTIONAL_REEXPORTS
     if not module.startswith(CLASS_NAMESPACES) or name in _SKLEARN_REEXPORTS:
         return False
     if not all(_IDENTIFIER.fullmatch(part) for part in module.split(".")):
