@@ -605,28 +605,44 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
 
 
 def misses_text(records: list[Record], order: Iterable[str], markdown: bool) -> str:
-    """Per tool: the techniques it missed (with why), the benign files it flagged."""
+    """Per tool: the techniques it missed, the benign files it flagged.
+
+    The terminal form names every missed sample and why (error, crash); the markdown
+    form (for BENCHMARKS.md) counts them per technique.
+    """
     out: list[str] = []
     for tool in order:
         rows = [r for r in records if r.tool == tool]
         if not rows:
             continue
         missed: dict[str, list[Record]] = collections.defaultdict(list)
+        per_technique = collections.Counter(r.technique for r in rows if r.malicious)
         for r in rows:
             if r.malicious and not r.outcome.flagged:
                 missed[r.technique].append(r)
         flagged_benign = [r for r in rows if not r.malicious and r.outcome.flagged]
-        techniques = {r.technique for r in rows if r.malicious}
-        title = f"{tool}: missed {len(missed)} of {len(techniques)} techniques"
+        title = f"{tool}: missed {len(missed)} of {len(per_technique)} techniques"
         out.append(f"### {title}" if markdown else title)
         for technique in sorted(missed):
+            if markdown:
+                errors = sum(r.outcome.error for r in missed[technique])
+                crashes = sum(r.outcome.crash for r in missed[technique])
+                why = ", ".join(
+                    f"{n} {word}" for n, word in ((errors, "errors"), (crashes, "crashes")) if n
+                )
+                count = f"{len(missed[technique])}/{per_technique[technique]} samples"
+                out.append(f"- {technique}: {count}" + (f" ({why})" if why else ""))
+                continue
             items = ", ".join(
                 f"{r.sample}" + (f" [{_kind(r.outcome)}]" if _kind(r.outcome) else "")
                 for r in missed[technique]
             )
             out.append(f"- {technique}: {items}")
         if flagged_benign:
-            out.append(f"- false positives: {', '.join(r.sample for r in flagged_benign)}")
+            names = ", ".join(r.sample for r in flagged_benign)
+            if markdown and len(flagged_benign) > 5:
+                names = f"{len(flagged_benign)} files (see the raw results)"
+            out.append(f"- false positives: {names}")
         out.append("")
     return "\n".join(out)
 

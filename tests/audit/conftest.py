@@ -126,6 +126,13 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     made.cleanup()
 
 
+@pytest.fixture
+def pg_store(tmp_path: Path) -> Iterator[Store]:
+    made = make_store("postgres", tmp_path)
+    yield made
+    made.cleanup()
+
+
 @dataclass(frozen=True)
 class KeyFiles:
     private: Path

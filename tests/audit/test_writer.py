@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from pathlib import Path
 
 import pytest
 
 from mlwarden.audit import BatchedAuditWriter, WriterLimits
 from mlwarden.errors import AuditBackpressureError, AuditStoreError, UsageError
 
-from .conftest import Store, event, make_store
+from .conftest import Store, event
 
 
 def _wait(condition: object, timeout: float = 10.0) -> None:
@@ -109,23 +108,20 @@ def _terminate_backends(store: Store) -> None:
     )
 
 
-def test_postgres_connections_dropped_by_the_server_are_replaced(tmp_path: Path) -> None:
-    store = make_store("postgres", tmp_path)
-    try:
-        log = store.open()
-        log.append(event(1))
-        _terminate_backends(store)
-        with pytest.raises(AuditStoreError, match="cannot append"):
-            log.append(event(2))  # the dead connection is found out here...
-        assert log.append(event(3)).seq == 2  # ...and replaced on the next call
-        writer = BatchedAuditWriter(log, limits=WriterLimits(retry_initial_s=0.01))
-        writer.submit(event(4))
-        writer.flush(timeout=10)
-        _terminate_backends(store)
-        writer.submit(event(5))
-        writer.flush(timeout=10)  # the failed batch is retried on a new connection
-        writer.close()
-        assert [r.event.request_id for r in log.tail(10)] == ["req-1", "req-3", "req-4", "req-5"]
-        assert log.verify().intact
-    finally:
-        store.cleanup()
+def test_postgres_connections_dropped_by_the_server_are_replaced(pg_store: Store) -> None:
+    store = pg_store
+    log = store.open()
+    log.append(event(1))
+    _terminate_backends(store)
+    with pytest.raises(AuditStoreError, match="cannot append"):
+        log.append(event(2))  # the dead connection is found out here...
+    assert log.append(event(3)).seq == 2  # ...and replaced on the next call
+    writer = BatchedAuditWriter(log, limits=WriterLimits(retry_initial_s=0.01))
+    writer.submit(event(4))
+    writer.flush(timeout=10)
+    _terminate_backends(store)
+    writer.submit(event(5))
+    writer.flush(timeout=10)  # the failed batch is retried on a new connection
+    writer.close()
+    assert [r.event.request_id for r in log.tail(10)] == ["req-1", "req-3", "req-4", "req-5"]
+    assert log.verify().intact

@@ -121,6 +121,61 @@ def test_async_consume(redis_server: RedisServer) -> None:
     assert after == (False, True)
 
 
+def test_concurrent_async_calls_are_pipelined_and_exact(redis_server: RedisServer) -> None:
+    store = store_for(redis_server, BudgetPolicy.uniform(Limits(quota=100, period=Period.DAY)))
+    pipelines: list[int] = []
+
+    async def scenario() -> list[bool]:
+        batcher = store._new_batcher()
+        store._batcher = batcher
+        send = batcher._pipeline
+
+        async def counting(batch):  # type: ignore[no-untyped-def]
+            pipelines.append(len(batch))
+            return await send(batch)
+
+        batcher._pipeline = counting  # type: ignore[method-assign]
+        answers = await asyncio.gather(
+            *(store.aconsume("alice", "iris", now=T0) for _ in range(300))
+        )
+        await store.aclose()
+        return [a.allowed for a in answers]
+
+    answers = asyncio.run(scenario())
+    assert sum(answers) == 100
+    assert len(pipelines) < 300 and sum(pipelines) == 300  # calls shared round trips
+    assert max(pipelines) <= 256
+
+
+def test_async_calls_survive_a_flushed_script_cache(redis_server: RedisServer) -> None:
+    store = store_for(redis_server, BudgetPolicy.uniform(Limits(quota=10, period=Period.DAY)))
+
+    async def scenario() -> list[int | None]:
+        first = await store.aconsume("alice", "iris", now=T0)
+        store._client.script_flush()  # as after a Redis restart
+        rest = await asyncio.gather(*(store.aconsume("alice", "iris", now=T0) for _ in range(4)))
+        await store.aclose()
+        return [d.remaining_budget for d in (first, *rest)]
+
+    remaining = asyncio.run(scenario())
+    assert remaining[0] == 9 and sorted(remaining[1:]) == [5, 6, 7, 8]  # each charged once
+
+
+def test_async_calls_recover_after_redis_comes_back(redis_server: RedisServer) -> None:
+    store = store_for(redis_server, timeout=0.2)
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        before = (await store.aconsume("alice", "iris", now=T0)).allowed
+        redis_server.stop()
+        during = (await store.aconsume("alice", "iris", now=T0)).allowed
+        redis_server.start()
+        after = (await store.aconsume("alice", "iris", now=T0)).allowed
+        await store.aclose()
+        return before, during, after
+
+    assert asyncio.run(scenario()) == (True, False, True)
+
+
 _calls = st.lists(
     st.tuples(st.floats(min_value=0, max_value=3, allow_nan=False), st.integers(1, 4)),
     min_size=1,

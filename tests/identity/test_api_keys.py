@@ -107,3 +107,10 @@ def test_bearer_without_jwt_configured_is_refused_not_ignored() -> None:
 def test_an_identity_section_needs_a_method() -> None:
     with pytest.raises(ValidationError, match="at least one of jwt, api_keys or mtls"):
         IdentityConfig.model_validate({})
+
+
+def test_principal_key_separates_methods() -> None:
+    from_key = Principal(id="batch", method="api_key")
+    from_token = Principal(id="batch", method="jwt")
+    assert from_key.key == "api_key:batch" and from_token.key == "jwt:batch"
+    assert from_key != from_token

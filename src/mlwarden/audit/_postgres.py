@@ -4,8 +4,10 @@ Each append transaction first takes `LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`
 a lock that conflicts with itself but not with readers: appends from every
 replica run one after another, each reading the head the previous one wrote, so
 the chain never forks; `SELECT`s, `tail` and `verify` are never blocked. Batches
-keep the lock's cost per event small (one lock and one round trip per batch; the
-inserts go through psycopg's pipeline).
+keep the lock's cost per event small: one lock, one head read and one COPY per batch.
+A table lock rather than SERIALIZABLE: appends never abort and retry, they wait, so
+throughput under contention stays that of one writer instead of collapsing.
+A connection the server dropped (restart, failover) is replaced on the next call.
 
 Verification reads from one REPEATABLE READ snapshot through a server-side cursor,
 so a log of any length streams in constant memory while appends continue.

@@ -127,11 +127,14 @@ class BatchedAuditWriter:
             if self._queue.qsize():
                 raise AuditStoreError("the audit writer stopped with events still queued")
             return
+        lost = self._lost
         marker = _Flush()
         self._queue.put(marker)
         if not marker.done.wait(timeout):
             reason = f": {self._failure.message}" if self._failure else ""
             raise AuditStoreError(f"audit events were not written within {timeout} s{reason}")
+        if self._lost > lost:
+            raise AuditStoreError(f"{self._lost - lost} audit events could not be written")
 
     def close(self, timeout: float | None = None) -> None:
         """Flush, then stop the thread. Later submits raise E351."""
@@ -184,8 +187,7 @@ class BatchedAuditWriter:
                     break
             self._write(batch)
             batch = []
-            # Markers queued after events of this round are only reached once those
-            # events are written: set them now, in order.
+            # Every event queued before these markers is in this batch or an earlier one.
             for marker in markers:
                 marker.done.set()
             markers = []

@@ -14,13 +14,15 @@ under-count.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlwarden.budgets._model import BudgetDecision, BudgetState, Limits, Reason
 from mlwarden.budgets._policy import BudgetPolicy
-from mlwarden.budgets.interface import BudgetStore, _unavailable
+from mlwarden.budgets._redis_batch import ScriptBatcher
+from mlwarden.budgets.interface import _ALLOWED_UNLIMITED, BudgetStore, _unavailable
 from mlwarden.errors import BudgetStoreUnavailableError, MissingExtraError, UsageError
 
 if TYPE_CHECKING:
@@ -152,8 +154,10 @@ class RedisStore(BudgetStore):
         except ValueError as exc:
             raise UsageError(f"budgets.store.url is not a Redis URL: {exc}") from None
         self._script = self._client.register_script(LUA)
+        # What a failing Redis raises: each becomes a refusal (or a flagged pass).
+        self._failures: tuple[type[Exception], ...] = (redis_mod.RedisError, OSError)
         self._aclient: redis.asyncio.Redis | None = None
-        self._ascript: Any = None
+        self._batcher: ScriptBatcher | None = None
 
     def key(self, identity: str, model: str) -> str:
         """The Redis key of a pair (the identity's length keeps any two pairs apart)."""
@@ -175,13 +179,11 @@ class RedisStore(BudgetStore):
     def _consume(
         self, identity: str, model: str, limits: Limits, cost: int, now: float | None
     ) -> BudgetDecision:
-        import redis as redis_mod
-
         try:
             reply = self._script(
                 keys=[self.key(identity, model)], args=self._args(limits, cost, now, "c")
             )
-        except redis_mod.RedisError as exc:
+        except self._failures as exc:
             raise BudgetStoreUnavailableError(f"Redis: {exc}") from None
         return _decision(reply)
 
@@ -194,34 +196,36 @@ class RedisStore(BudgetStore):
         now: float | None = None,
         roles: tuple[str, ...] | frozenset[str] = (),
     ) -> BudgetDecision:
-        """As `consume`, on redis.asyncio: the event loop runs other requests meanwhile."""
+        """As `consume`, on redis.asyncio: the event loop runs other requests meanwhile, and
+        calls that overlap share one pipelined round trip (see `_redis_batch`)."""
         if type(cost) is not int or cost < 1:
             raise UsageError(f"cost must be a positive integer, not {cost!r}")
         limits = self.limits_for(identity, model, roles)
         if limits.unlimited:
-            return BudgetDecision(allowed=True, reason=Reason.ALLOWED)
-        import redis as redis_mod
-
-        script = self._ascript
-        if script is None:
-            import redis.asyncio
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry as AsyncRetry
-
-            self._aclient = redis.asyncio.Redis.from_url(
-                self._url,
-                socket_timeout=self._timeout,
-                socket_connect_timeout=self._timeout,
-                retry=AsyncRetry(NoBackoff(), 1),
-            )
-            script = self._ascript = self._aclient.register_script(LUA)
+            return _ALLOWED_UNLIMITED
+        batcher = self._batcher
+        if batcher is None or batcher.loop is not asyncio.get_running_loop():
+            batcher = self._batcher = self._new_batcher()
         try:
-            reply = await script(
-                keys=[self.key(identity, model)], args=self._args(limits, cost, now, "c")
+            reply = await batcher.call(
+                self.key(identity, model), self._args(limits, cost, now, "c")
             )
-        except (redis_mod.RedisError, OSError) as exc:
+        except self._failures as exc:
             return _unavailable(limits, f"Redis: {exc}")
         return _decision(reply)
+
+    def _new_batcher(self) -> ScriptBatcher:
+        import redis.asyncio
+        from redis.asyncio.retry import Retry as AsyncRetry
+        from redis.backoff import NoBackoff
+
+        self._aclient = redis.asyncio.Redis.from_url(
+            self._url,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+            retry=AsyncRetry(NoBackoff(), 1),
+        )
+        return ScriptBatcher(self._aclient, LUA)
 
     def _state(self, identity: str, model: str, limits: Limits, now: float | None) -> BudgetState:
         import redis as redis_mod
@@ -257,7 +261,7 @@ class RedisStore(BudgetStore):
         if self._aclient is not None:
             await self._aclient.aclose()
             self._aclient = None
-            self._ascript = None
+            self._batcher = None
         self.close()
 
 

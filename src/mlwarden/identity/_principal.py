@@ -25,3 +25,12 @@ class Principal:
     clearance: int = 0
     issuer: str | None = None
     expires_at: float | None = None
+
+    @property
+    def key(self) -> str:
+        """`method:id`, unique across methods: what budgets and the audit log should key on.
+
+        A token subject and an API key's principal name come from different authorities and
+        may collide ("batch" from the identity provider is not the API key "batch").
+        """
+        return f"{self.method}:{self.id}"

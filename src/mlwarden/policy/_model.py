@@ -173,6 +173,8 @@ def parse_policy(text: str, *, base: Path, source: Path | None = None) -> Policy
         data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise PolicyFileError(f"{where}: not valid YAML: {_one_line(str(exc))}") from None
+    except RecursionError:
+        raise PolicyFileError(f"{where}: not valid YAML: nested too deeply") from None
     if data is None:
         # An empty file is a valid policy that trusts nothing.
         return PolicyFile(version=1, trust=TrustPolicy(), path=source)

@@ -127,7 +127,11 @@ def loads_strict(data: bytes | str) -> Any:
         raise StatementError(f"JSON constant {name} is not allowed")
 
     text = data.decode("utf-8") if isinstance(data, bytes) else data
-    value = json.loads(text, parse_constant=bad_constant)
+    try:
+        value = json.loads(text, parse_constant=bad_constant)
+    except RecursionError:
+        # Deep nesting exhausts the C parser's recursion guard: refuse it as bad input.
+        raise StatementError("JSON nested too deeply") from None
     written = sum(1 for colon in _STRINGS.findall(text) if colon)
     if written != _count_keys(value):
         raise StatementError("duplicate JSON key (a key appears twice in one object)")
