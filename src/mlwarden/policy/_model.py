@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mlwarden.audit._config import AuditConfig
+from mlwarden.authz._config import AuthorizationConfig
+from mlwarden.budgets._config import BudgetsConfig
 from mlwarden.errors import PolicyFileError
+from mlwarden.identity._config import IdentityConfig
 
 if TYPE_CHECKING:
     import yaml
@@ -81,11 +85,19 @@ class TrustPolicy:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PolicyFile:
-    """The whole `mlwarden.yaml`. Later sections (identities, budgets, gates) join here."""
+    """The whole `mlwarden.yaml`. Later sections (gates, detectors) join here.
+
+    The gateway's sections stay the validated boundary models of their packages:
+    each package converts its own section when it builds its store or checker.
+    """
 
     version: int
     trust: TrustPolicy
     path: Path | None = None
+    audit: AuditConfig | None = None
+    budgets: BudgetsConfig | None = None
+    identity: IdentityConfig | None = None
+    authorization: AuthorizationConfig | None = None
 
 
 # --- boundary models: what the YAML may say -----------------------------------------------
@@ -148,6 +160,10 @@ class _TrustModel(_Strict):
 class _PolicyModel(_Strict):
     version: Literal[1]
     trust: _TrustModel | None = None
+    audit: AuditConfig | None = None
+    budgets: BudgetsConfig | None = None
+    identity: IdentityConfig | None = None
+    authorization: AuthorizationConfig | None = None
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -184,7 +200,15 @@ def parse_policy(text: str, *, base: Path, source: Path | None = None) -> Policy
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(root)"
         raise PolicyFileError(f"{where}: {field}: {first['msg']}") from None
-    return PolicyFile(version=model.version, trust=_to_trust(model.trust, base), path=source)
+    return PolicyFile(
+        version=model.version,
+        trust=_to_trust(model.trust, base),
+        path=source,
+        audit=model.audit,
+        budgets=model.budgets,
+        identity=model.identity,
+        authorization=model.authorization,
+    )
 
 
 def _to_trust(model: _TrustModel | None, base: Path) -> TrustPolicy:
