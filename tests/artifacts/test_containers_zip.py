@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import struct
 import tarfile
 import warnings
@@ -523,3 +524,32 @@ def test_pickle_zip_polyglot_end_to_end(monkeypatch: pytest.MonkeyPatch, tmp_pat
     path.write_bytes(zlib.decompress(zlib.compress(b"\x80\x02}q\x00.")) + inner)
     ctx = scan_path(path)
     assert {"ARCH005", "PKL001"} <= rule_ids(ctx)
+
+
+def _object_npy(payload: bytes) -> bytes:
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + payload
+
+
+@pytest.mark.parametrize("member", ["weights/data/x.npy", "weights/data/0", "weights/version"])
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_npy_hidden_where_pytorch_keeps_storages(
+    monkeypatch: pytest.MonkeyPatch, member: str, method: int
+) -> None:
+    install_fixtures(monkeypatch, None)
+    # numpy.load reads every member that starts with the .npy magic, whatever its
+    # name, and unpickles object arrays: a torch-shaped layout must not hide one.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
+        archive.writestr("weights/data.pkl", pickle.dumps({"a": 1}, protocol=2))
+        archive.writestr(member, _object_npy(payload_pickle()))
+    ctx = scan_bytes(buffer.getvalue(), "model.npz")
+    assert "PKL001" in rule_ids(ctx)
+    assert any(f.location == f"model.npz!{member}" for f in ctx.findings)
+
+
+def test_real_storages_are_still_skipped(recorder: RecordingAnalyzer) -> None:
+    ctx = scan_bytes(torch_bytes({"w": torch.zeros(1000)}), "model.pt")
+    assert recorder.locations == ["model.pt!archive/data.pkl"]
+    assert ctx.findings == []

@@ -278,3 +278,60 @@ def test_name_pieces_are_found() -> None:
     threats = template_threats("{{ x[('__cla' ~ 'ss__')] }}")
     assert any("'__cla'" in t for t in threats)
     assert any("'ss__'" in t for t in threats)
+
+
+# Keys built from strings at render time: a non-sandboxed Jinja environment reads
+# x["__class__"] as getattr(x, "__class__") when the item lookup fails.
+COMPUTED_NAMES = [
+    '{{ ()["__ssalc__"|reverse]["__esab__"|reverse]["__sessalcbus__"|reverse]() }}',
+    '{{ ()["_"~"_"~"class"~"_"~"_"] }}',
+    '{{ ()["%c%cclass%c%c"|format(95, 95, 95, 95)] }}',
+    '{{ ()["__CLASS__"|lower] }}',
+    "{% set k = dict(__class__=1)|first %}{{ ()[k] }}",
+    '{{ ()["xxclassxx"|replace("x", "_")] }}',
+    '{{ ()["_" * 2 ~ "class" ~ "_" * 2] }}',
+    '{{ ()[["_", "_", "class", "_", "_"]|join] }}',
+    '{{ x["metsys"|reverse]("true") }}',
+]
+
+
+@pytest.mark.parametrize("template", COMPUTED_NAMES)
+def test_internal_names_computed_from_strings(tmp_path: Path, template: str) -> None:
+    assert template_threats(template)
+    assert set(rules(scan(typical(template).build(), tmp_path))) == {"GGUF001"}
+
+
+def test_folding_is_bounded() -> None:
+    # Neither is evaluated: the scanner must not build gigabyte strings.
+    assert template_threats('{{ "a" * 999999999 }}{{ "%999999999c"|format(95) }}') == []
+    nested = '"a"' + '|replace("a", "aaaaaaaaaa")' * 12
+    assert template_threats("{{ " + nested + " }}") == []
+
+
+# Real chat templates (abridged where long) that build strings with ~, filters and %.
+REAL_STRING_BUILDING = [
+    # Mistral v0.3 style
+    "{%- for message in messages %}{%- if message['role'] == 'user' %}"
+    "{{- '[INST] ' + message['content'] + '[/INST]' }}{%- else %}"
+    "{{- ' ' + message['content']|trim + eos_token }}{%- endif %}{%- endfor %}",
+    # Gemma
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'assistant') %}"
+    "{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}"
+    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}",
+    # Phi-3
+    "{% for message in messages %}{{'<|' + message['role'] + '|>' + '\n' + message['content']"
+    " + '<|end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}"
+    "{% else %}{{ eos_token }}{% endif %}",
+    # Tool-calling templates
+    "{%- for tool in tools %}{{- tool.function.name|replace(' ', '_')|lower ~ ': ' }}"
+    "{{- tool.function.parameters|tojson }}{%- endfor %}"
+    "{{- '<tool_call>\\n' ~ ('%s' % 'x') ~ '\\n</tool_call>' }}{{ '=' * 20 }}",
+    "{{ ['<|', 'user', '|>']|join }}{{ 'User'|upper ~ '_' ~ 'NAME' }}{{ 'abc'|reverse }}",
+]
+
+
+@pytest.mark.parametrize("template", REAL_STRING_BUILDING)
+def test_real_string_building_is_clean(tmp_path: Path, template: str) -> None:
+    assert template_threats(template) == []
+    assert scan(typical(template).build(), tmp_path) == []

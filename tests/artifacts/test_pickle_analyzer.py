@@ -421,3 +421,45 @@ def test_mutated_pickles_never_raise() -> None:
                 del data[at : at + rng.randint(1, 6)]
         result, findings = analyse(bytes(data))
         assert result.complete or "PKL003" in rules(findings) or "PKL006" in rules(findings)
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "rule_id"),
+    [
+        # joblib.logger.PrintTime(logfile) creates and overwrites the file it is given.
+        ("sklearn.utils.parallel", "joblib.PrintTime", "PKL001"),
+        ("torch.nn.modules._functions", "dist.logging.FileHandler", "PKL001"),
+        # A CamelCase name reached by a walk is not a scikit-learn class.
+        ("sklearn.utils.parallel", "joblib.Logger", "PKL002"),
+        ("sklearn.utils._metadata_requests", "inspect.BlockFinder", "PKL002"),
+    ],
+)
+@pytest.mark.parametrize("stack_global", [True, False])
+def test_dotted_names_leaving_a_framework_module(
+    module: str, name: str, rule_id: str, stack_global: bool
+) -> None:
+    asm = Asm(4)
+    asm = asm.sglob(module, name) if stack_global else asm.glob(module, name)
+    _, findings = analyse(asm.tup("/nonexistent/marker").raw(b"R").done())
+    assert f"{module}.{name}" in callables(findings, rule_id)
+
+
+def test_getattr_walks_do_not_reach_the_class_naming_rule() -> None:
+    # getattr(getattr(sklearn.utils, "parallel"), "Logger")(): each step is a walk.
+    data = (
+        Asm(4)
+        .glob("builtins", "getattr")
+        .raw(b"(")
+        .glob("builtins", "getattr")
+        .raw(b"(")
+        .glob("sklearn", "utils")
+        .s("parallel")
+        .raw(b"tR")
+        .s("Logger")
+        .raw(b"tR")
+        .tup()
+        .raw(b"R")
+        .done()
+    )
+    _, findings = analyse(data)
+    assert "sklearn.utils.parallel.Logger" in callables(findings, "PKL002")

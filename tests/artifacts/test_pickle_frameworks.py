@@ -75,6 +75,9 @@ def _sklearn_models() -> list[object]:
         warnings.simplefilter("ignore")
         fitted: list[object] = [m.fit(x, y) for m in estimators]
         fitted.append(cluster.KMeans(3, n_init=2).fit(x))
+        # Keeps its k-means iteration function as an attribute.
+        fitted.append(cluster.BisectingKMeans(3).fit(x))
+        fitted.append(cluster.BisectingKMeans(3, algorithm="elkan").fit(x))
         fitted.append(preprocessing.OneHotEncoder().fit(x[:, :2].round()))
     return fitted
 
@@ -318,3 +321,52 @@ def test_load_from_bytes_imported_but_not_called_is_still_a_loader() -> None:
 
     _, findings = analyse(Asm(4).sglob("torch.storage", "_load_from_bytes").done())
     assert "PKL004" in rules(findings)
+
+
+def _joblib_with_lying_elsize(tmp_path: Path, elsize: bytes, call: bytes) -> bytes:
+    """joblib.dump of float64 zeros whose dtype state claims another element size.
+
+    numpy ignores the state's size for fixed-size kinds, so joblib reads 8 bytes an
+    element and then unpickles `call`, which sits where an analyzer that believed the
+    state would still be skipping array data (it resumes at STOP).
+    """
+    joblib = pytest.importorskip("joblib")
+    count = 64
+    path = tmp_path / "plain.joblib"
+    joblib.dump(np.zeros(count), path)
+    data = path.read_bytes()
+    state = b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"
+    at = data.index(state)
+    head = data[:at] + b"J" + elsize + data[at + 5 : -(8 * count + 1)]
+    after = call + b"0(B"  # call, POP, then MARK and bytes that swallow the rest
+    pad = 16 * count - (8 * count + len(after) + 4 + 1)
+    body = b"\x00" * (8 * count) + after + pad.to_bytes(4, "little") + b"\x00" * pad + b"1"
+    return head + body + b"."
+
+
+def test_joblib_dtype_state_that_lies_about_the_element_size(tmp_path: Path) -> None:
+    call = b"cos\nsystem\n(X\x04\x00\x00\x00truetR"
+    findings = _scan_file(_joblib_with_lying_elsize(tmp_path, b"\x10\x00\x00\x00", call))
+    assert "PKL001" in {f.rule_id for f in findings}
+
+
+def test_joblib_reads_what_numpy_says_not_what_the_state_says(tmp_path: Path) -> None:
+    # The premise of the test above, shown with a harmless call joblib really makes.
+    joblib = pytest.importorskip("joblib")
+    call = b"cbuiltins\nsorted\n((K\x02K\x01ltR"
+    path = tmp_path / "lying.joblib"
+    path.write_bytes(_joblib_with_lying_elsize(tmp_path, b"\x10\x00\x00\x00", call))
+    loaded = joblib.load(path)
+    assert loaded.shape == (64,)
+    assert _scan_file(path.read_bytes()) != []
+
+
+def test_joblib_object_dtype_without_the_object_flag_is_not_clean(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    path = tmp_path / "labels.joblib"
+    joblib.dump({"labels": np.array(["cat", 3, None], dtype=object)}, path)
+    data = path.read_bytes()
+    flags = b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK?t"  # O8: elsize, alignment, flags 63
+    assert flags in data
+    findings = _scan_file(data.replace(flags, flags[:-2] + b"\x00t"))
+    assert findings

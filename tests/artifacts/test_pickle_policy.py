@@ -94,3 +94,47 @@ def test_torch_functional_activations_are_safe_but_its_imports_are_not() -> None
     assert judge("torch.nn.functional.importlib").kind is Kind.DANGEROUS
     assert judge("torch.nn.functional.importlib.import_module").kind is Kind.DANGEROUS
     assert judge("torch.nn.functional.warnings").kind is not Kind.SAFE
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # File writers that scikit-learn and torch.nn modules reach through attributes.
+        "sklearn.utils.parallel.joblib.PrintTime",
+        "joblib.logger.PrintTime",
+        "torch.nn.modules._functions.dist.logging.FileHandler",
+        "logging.FileHandler",
+        "sklearn.utils.parallel.joblib.compressor.BinaryGzipFile",
+        "sklearn._min_dependencies.argparse.FileType",
+    ],
+)
+def test_file_writing_constructors_are_dangerous(name: str) -> None:
+    assert judge(name, attribute_walk=True).kind is Kind.DANGEROUS
+    assert judge(name).kind is Kind.DANGEROUS
+
+
+def test_the_class_naming_rule_needs_a_direct_module_attribute() -> None:
+    # Protocol 4 resolves the dotted name "joblib.Logger" in sklearn.utils.parallel
+    # to joblib's class: CamelCase under sklearn. proves nothing once the walk left.
+    assert judge("sklearn.utils.parallel.joblib.Logger", attribute_walk=True).kind is Kind.UNKNOWN
+    assert judge("sklearn.ensemble._forest.RandomForestClassifier").kind is Kind.SAFE
+    assert (
+        judge("sklearn.ensemble._forest.RandomForestClassifier", attribute_walk=True).kind
+        is Kind.UNKNOWN
+    )
+    # Exact allowlist entries stay safe however they were reached.
+    assert judge("torch._utils._rebuild_tensor_v2", attribute_walk=True).kind is Kind.SAFE
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # sklearn.externals.array_api_compat.torch does `from torch import *`.
+        "sklearn.externals.array_api_compat.torch.FileCheck",
+        "sklearn.externals.array_api_compat.torch.ScriptModuleSerializer",
+        "sklearn.conftest.DoctestItem",
+        "sklearn.utils.tests.test_pprint.Helper",
+    ],
+)
+def test_vendored_and_test_modules_are_not_model_classes(name: str) -> None:
+    assert judge(name).kind is not Kind.SAFE

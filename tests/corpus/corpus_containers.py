@@ -56,6 +56,29 @@ def _joblib(w: Writer) -> None:
             note=f"joblib.dump compress={compress!r} of a dict with a __reduce__ payload",
         )
 
+    t = "joblib-array-size-desync"
+    count = 64
+    target = w.path("joblib/lying_elsize.joblib")
+    joblib.dump(np.zeros(count), target)
+    data = target.read_bytes()
+    # numpy ignores the element size in a float64 dtype's state; an analyzer that believes
+    # it (16 bytes) skips the call that joblib unpickles right after the 8-byte elements.
+    state = b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"
+    at = data.index(state)
+    head = data[:at] + b"J\x10\x00\x00\x00" + data[at + 5 : -(8 * count + 1)]
+    command = w.command(t).encode()
+    after = b"cos\nsystem\n(X" + struct.pack("<I", len(command)) + command + b"tR0(B"
+    pad = 16 * count - (8 * count + len(after) + 4 + 1)
+    body = b"\x00" * (8 * count) + after + struct.pack("<I", pad) + b"\x00" * pad + b"1"
+    w.bad(
+        "joblib/lying_elsize.joblib",
+        head + body + b".",
+        technique=t,
+        fmt="joblib-plain",
+        note="NumpyArrayWrapper whose float64 dtype state claims 16-byte elements: joblib "
+        "reads 8-byte elements (as numpy says) and then unpickles an os.system call",
+    )
+
 
 def _torch_state() -> dict[str, object]:
     import torch
@@ -316,6 +339,22 @@ def _numpy(w: Writer) -> None:
         fmt="npy",
         note="hand-written .npy v1 header, object dtype, payload",
     )
+    t = "npz-npy-in-torch-storage-folder"
+    for member in ("weights/data/x.npy", "weights/data/0"):
+        w.bad(
+            f"numpy/torch_layout_{member.rsplit('/', 1)[-1].replace('.', '_')}.npz",
+            _zip(
+                {
+                    "weights/data.pkl": pickle.dumps({"step": 1}, protocol=2),
+                    member: raw + dumps_call(os.system, (w.command(t),), 2),
+                }
+            ),
+            technique=t,
+            fmt="npz",
+            note="a torch-shaped member layout (weights/data.pkl) around an object-array "
+            f".npy stored as the 'storage' {member}: numpy.load reads every member with the "
+            ".npy magic, whatever its name",
+        )
 
 
 def _zip_tricks(w: Writer) -> None:

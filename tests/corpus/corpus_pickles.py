@@ -564,6 +564,34 @@ def _dotted_names(w: Writer) -> None:
             fmt="pickle",
             note=f"STACK_GLOBAL {module!r} {name!r}: a dotted name walks to a dangerous callable",
         )
+    t = "pickle-dotted-framework-walk"
+    marker = str(w.marker_dir / f"pwned-{t}")
+    for module, name, expect in (
+        # joblib.logger.PrintTime(logfile) creates (and truncates) the file it is given.
+        ("sklearn.utils.parallel", "joblib.PrintTime", "malicious"),
+        # logging.FileHandler(path) creates or truncates its file.
+        ("torch.nn.modules._functions", "dist.logging.FileHandler", "malicious"),
+        # Not known to be harmful, but far from any model class: the walk is the finding.
+        ("sklearn.utils.parallel", "joblib.Logger", "suspicious"),
+    ):
+        w.bad(
+            f"pickle/dotted/{module.replace('.', '_')}__{name.replace('.', '_')}.pkl",
+            payload_call(module, name, marker, protocol=4),
+            technique=t,
+            fmt="pickle",
+            expect=expect,
+            note=f"STACK_GLOBAL {module!r} {name!r}: a CamelCase name under a framework "
+            "namespace reached through an imported module, not a model class",
+        )
+    w.bad(
+        "pickle/sklearn_externals_torch_filecheck.pkl",
+        payload_call("sklearn.externals.array_api_compat.torch", "FileCheck", protocol=4),
+        technique=t,
+        fmt="pickle",
+        expect="suspicious",
+        note="sklearn.externals.array_api_compat.torch re-exports all of torch: its "
+        "CamelCase names are not scikit-learn classes",
+    )
 
 
 def _memo_tricks(w: Writer) -> None:

@@ -163,3 +163,71 @@ def test_truncated_or_padded_streams_are_malformed(name: str, blob: bytes) -> No
 def test_zfile_joblib_is_refused() -> None:
     with pytest.raises(UnsupportedLoadError, match=r"joblib < 0\.10"):
         load_joblib(b"ZF0x" + b"0" * 17 + zlib.compress(b"."), "old.pkl", max_bytes=1 << 20)
+
+
+def _old_joblib_read_array(
+    self: object, unpickler: object, ensure_native_byte_order: bool
+) -> object:
+    # What joblib < 1.6 does for an object array: a plain, unrestricted pickle.load.
+    return pickle.load(unpickler.file_handle)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("old_joblib", [False, True], ids=["installed", "pre-1.6"])
+def test_object_array_nested_pickle_goes_through_the_allowlist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old_joblib: bool
+) -> None:
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    marker = tmp_path / "pwned"
+    array = np.empty(2, dtype=object)
+    array[0], array[1] = "label", _Payload(marker)
+    buffer = io.BytesIO()
+    joblib.dump({"classes": array}, buffer)
+    if old_joblib:
+        monkeypatch.setattr(NumpyArrayWrapper, "read_array", _old_joblib_read_array)
+    with pytest.raises(UnsupportedLoadError):
+        load_joblib(buffer.getvalue(), "evil.joblib", max_bytes=1 << 30)
+    assert not marker.exists()
+    # A harmless object array still loads, through the same path.
+    buffer = io.BytesIO()
+    joblib.dump({"classes": np.array(["a", 1], dtype=object)}, buffer)
+    loaded = load_joblib(buffer.getvalue(), "ok.joblib", max_bytes=1 << 30)
+    assert list(loaded["classes"]) == ["a", 1]
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("collections", "OrderedDict.fromkeys"),
+        ("collections", "OrderedDict.__reduce__"),
+        ("numpy", "ndarray.tofile"),
+        ("numpy", "lib.npyio.load"),
+        ("numpy.core.multiarray", "_reconstruct.__call__"),
+        ("builtins", "object.__subclasses__"),
+        ("numpy", ".dtype"),
+        ("numpy.", "dtype"),
+        ("", "numpy.dtype"),
+        ("commands", "getoutput"),  # fix_imports maps it to subprocess.getoutput
+    ],
+)
+def test_dotted_and_mapped_names_are_refused(module: str, name: str) -> None:
+    # Protocol 4 resolves dotted names attribute by attribute, and protocols < 3 rename
+    # Python 2 modules: the allowlist judges the whole name before either happens.
+    from mlwarden.loading._pickle_restricted import RefusedGlobalError, check_global
+
+    with pytest.raises(RefusedGlobalError):
+        check_global(module, name)
+    body = f"c{module}\n{name}\n".encode() if "\n" not in module + name else b""
+    data = b"\x80\x02" + body + b")R."  # GLOBAL, empty tuple, REDUCE, STOP
+    with pytest.raises((UnsupportedLoadError, MalformedInputError)):
+        load_pickle(data, "dotted.pkl")
+
+
+def test_restricted_unpickler_refuses_dotted_walks_out_of_framework_modules() -> None:
+    # Protocol 4 resolves `sklearn._min_dependencies` + `joblib.Logger` by walking
+    # attributes: a framework-looking name that is not a framework class.
+    from mlwarden.loading._pickle_restricted import RefusedGlobalError, check_global
+
+    with pytest.raises(RefusedGlobalError):
+        check_global("sklearn._min_dependencies", "joblib.Logger")
+    check_global("collections", "OrderedDict")

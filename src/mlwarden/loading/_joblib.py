@@ -132,7 +132,25 @@ def load_joblib(data: bytes, location: str, max_bytes: int) -> Any:
             if isinstance(top, NumpyArrayWrapper):
                 _check_wrapper(top, remaining=len(raw) - stream.tell())
                 self.stack.pop()
-                self.stack.append(top.read(self, self.ensure_native_byte_order))
+                if top.dtype.hasobject:
+                    self.stack.append(self._nested_pickle())
+                else:
+                    self.stack.append(top.read(self, self.ensure_native_byte_order))
+
+        def _nested_pickle(self) -> Any:
+            # An object array is stored as a pickle nested in the stream. joblib before 1.6
+            # reads it with a plain pickle.load (any global at all): read it here instead,
+            # through the same allowlist, whatever joblib version is installed.
+            outer = self
+
+            class _Nested(pickle._Unpickler):
+                def find_class(self, module: str, name: str) -> Any:
+                    return outer.find_class(module, name)
+
+                def persistent_load(self, pid: Any) -> Any:
+                    return outer.persistent_load(pid)
+
+            return _Nested(stream).load()
 
         dispatch[pickle.BUILD[0]] = load_build
 

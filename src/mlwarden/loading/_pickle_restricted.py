@@ -37,12 +37,13 @@ class RefusedGlobalError(pickle.UnpicklingError):
 
 def check_global(module: str, name: str) -> None:
     """Raise RefusedGlobalError unless the policy calls `module.name` safe."""
-    from mlwarden.artifacts._pickle.policy import Kind, canonical, judge
+    from mlwarden.artifacts._pickle.policy import Kind, canonical, is_attribute_walk, judge
 
     full = canonical(module, name)
     if full in REFUSED_IN_LOAD:
         raise RefusedGlobalError(full, "it reads files beside the pickle")
-    judgement = judge(full)
+    # A dotted name walks attributes out of its module: only exact allowlist entries pass.
+    judgement = judge(full, attribute_walk=is_attribute_walk(name))
     if judgement.kind is not Kind.SAFE:
         raise RefusedGlobalError(full, f"{judgement.kind.value}: {judgement.reason}")
 

@@ -16,6 +16,7 @@ from mlwarden.authz._config import AuthorizationConfig
 from mlwarden.budgets._config import BudgetsConfig
 from mlwarden.errors import PolicyFileError
 from mlwarden.identity._config import IdentityConfig
+from mlwarden.serving._config import GatewayConfig
 
 if TYPE_CHECKING:
     import yaml
@@ -98,6 +99,7 @@ class PolicyFile:
     budgets: BudgetsConfig | None = None
     identity: IdentityConfig | None = None
     authorization: AuthorizationConfig | None = None
+    gateway: GatewayConfig | None = None
 
 
 # --- boundary models: what the YAML may say -----------------------------------------------
@@ -164,6 +166,7 @@ class _PolicyModel(_Strict):
     budgets: BudgetsConfig | None = None
     identity: IdentityConfig | None = None
     authorization: AuthorizationConfig | None = None
+    gateway: GatewayConfig | None = None
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -208,6 +211,7 @@ def parse_policy(text: str, *, base: Path, source: Path | None = None) -> Policy
         budgets=model.budgets,
         identity=model.identity,
         authorization=model.authorization,
+        gateway=model.gateway,
     )
 
 

@@ -128,7 +128,8 @@ def parse_bundle(raw: bytes, *, source: str) -> Bundle:
         payload=_b64(envelope.payload, "dsseEnvelope.payload"),
         payload_type=envelope.payloadType,
         signature=_b64(envelope.signatures[0].sig, "dsseEnvelope.signatures[0].sig"),
-        key_hint=material.publicKey.hint if material.publicKey is not None else None,
+        # An empty hint is no hint (model_signing treats it so): every trusted key is tried.
+        key_hint=(material.publicKey.hint or None) if material.publicKey is not None else None,
         certificates=certificates,
     )
 

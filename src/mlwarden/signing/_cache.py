@@ -55,7 +55,9 @@ class VerifyCache:
             return False
         try:
             info = os.fstat(fd)
-            if not self._owned_safely(info):
+            # The folder matters as much as the file: in one others may write (no sticky
+            # bit) the file can be swapped for another between two runs.
+            if not self._owned_safely(info) or not self._parent_safe(target):
                 return False
             with os.fdopen(os.dup(fd), "rb") as handle:
                 raw = handle.read(_MAX_CACHE_BYTES + 1)

@@ -27,6 +27,31 @@ _WORDS = re.compile(r"[^\W\d_]+")
 _ASCII_SUSPECT = re.compile(r"[\x00-\x1f\x7f\\]|^/|/$|//|(?:^|/)\.\.?(?:/|$)|^[^/]:|^$")
 
 
+_CONTROL_OR_BACKSLASH = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def all_plain(names: list[str]) -> bool:
+    """True when every name is plain ASCII that `unsafe_reason` accepts, decided with a few
+    C-speed passes over all the names joined by "/" instead of a Python call per name. False
+    only means "look at each name" (any colon, for one, sends them all to the precise check).
+    """
+    if not names:
+        return True
+    joined = "/".join(names)
+    # Joined by "/", an empty name or an empty component shows as "//", a leading or trailing
+    # slash at either end or as "//", a "." or ".." component as "/./" or "/../".
+    framed = f"/{joined}/"
+    return (
+        joined.isascii()
+        and max(map(len, names)) <= 4096
+        and _CONTROL_OR_BACKSLASH.search(joined) is None
+        and ":" not in joined
+        and "//" not in framed
+        and "/./" not in framed
+        and "/../" not in framed
+    )
+
+
 def unsafe_reason(name: str) -> str | None:
     """Why `name` may not be a resource name, or None when it is fine."""
     if name.isascii() and _ASCII_SUSPECT.search(name) is None and len(name) <= 4096:

@@ -36,6 +36,7 @@ class Refusal:
 class Accepted:
     signer: TrustedSigner
     identity: str  # key fingerprint, or "x509:<subject> (<leaf fingerprint>)"
+    key: str  # fingerprint of the key that made the signature: k of n counts each key once
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,20 +100,27 @@ class TrustContext:
         for signer in self.policy.signers:
             identity = signer.identity
             if isinstance(identity, KeySigner) and identity.fingerprint == verified.fingerprint:
-                return _windowed(signer, verified.fingerprint, now)
+                return _windowed(signer, verified.fingerprint, verified.fingerprint, now)
         return Refusal(
             rule_id="SIG007",
             message=f"key {verified.fingerprint} is not a trusted signer in the policy",
         )
 
     def _check_certificate(self, bundle: Bundle, now: datetime) -> Accepted | Refusal:
-        from cryptography import x509
+        from cryptography.exceptions import UnsupportedAlgorithm
 
         try:
-            chain = [x509.load_der_x509_certificate(der) for der in bundle.certificates]
-            leaf_key = chain[0].public_key()
-        except ValueError as exc:
+            return self._check_chain(bundle, now)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            # cryptography parses extensions and keys lazily: a malformed one surfaces here,
+            # at first use, and is bad input like any other malformed certificate.
             return Refusal(rule_id="SIG011", message=f"a certificate does not parse: {exc}")
+
+    def _check_chain(self, bundle: Bundle, now: datetime) -> Accepted | Refusal:
+        from cryptography import x509
+
+        chain = [x509.load_der_x509_certificate(der) for der in bundle.certificates]
+        leaf_key = chain[0].public_key()
         if not _keys.curve_ok(leaf_key):
             return Refusal(rule_id="SIG011", message="the leaf key is not EC P-256 or P-384")
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -127,15 +135,31 @@ class TrustContext:
             if fp is not None and fp in self.policy.revoked:
                 return Refusal(rule_id="SIG008", message=f"certificate key {fp} is revoked")
         reasons = []
+        outside: Refusal | None = None
         for signer in self.policy.signers:
             identity = signer.identity
             if not isinstance(identity, X509Signer):
                 continue
-            reason = _chain_reason(chain, self._roots[identity.root], identity.subject, now)
+            root = self._roots[identity.root]
+            reason = _chain_reason(chain, root, identity.subject, now)
             if reason is None:
+                root_fp = _spki_fingerprint(root)
+                if root_fp is not None and root_fp in self.policy.revoked:
+                    # The root comes from the policy, not the bundle: revoking its key
+                    # revokes everything it ever issued.
+                    return Refusal(
+                        rule_id="SIG008", message=f"root certificate key {root_fp} is revoked"
+                    )
                 leaf_fp = _keys.fingerprint(leaf_key)
-                return _windowed(signer, f"x509:{identity.subject} ({leaf_fp})", now)
+                outcome = _windowed(signer, f"x509:{identity.subject} ({leaf_fp})", leaf_fp, now)
+                if isinstance(outcome, Accepted):
+                    return outcome
+                # Another entry for the same chain (a renewed window) may still accept it.
+                outside = outside or outcome
+                continue
             reasons.append(f"{signer.name}: {reason}")
+        if outside is not None:
+            return outside
         detail = "; ".join(reasons) if reasons else "the policy trusts no certificate root"
         return Refusal(rule_id="SIG007", message=f"certificate signer not trusted ({detail})")
 
@@ -155,14 +179,14 @@ def _verifies(key: ec.EllipticCurvePublicKey, bundle: Bundle) -> bool:
     return True
 
 
-def _windowed(signer: TrustedSigner, identity: str, now: datetime) -> Accepted | Refusal:
+def _windowed(signer: TrustedSigner, identity: str, key: str, now: datetime) -> Accepted | Refusal:
     if not signer.in_window(now):
         return Refusal(
             rule_id="SIG009",
             message=f"signer {signer.name!r} is trusted only from {signer.not_before or '-'} "
             f"to {signer.not_after or '-'}, not at {now.isoformat()}",
         )
-    return Accepted(signer=signer, identity=identity)
+    return Accepted(signer=signer, identity=identity, key=key)
 
 
 def _spki_fingerprint(cert: x509.Certificate) -> str | None:
@@ -201,14 +225,19 @@ def _chain_reason(
         return "leaf certificate may not be used for signing"
     current = leaf
     pool = list(chain[1:])
-    for _ in range(len(chain) + 1):
+    for below in range(len(chain) + 1):
+        # `below` intermediates sit between `current`'s issuer and the leaf.
         if _issued_by(current, root):
+            if not _path_allows(root, below):
+                return "the root's path length constraint forbids this chain"
             return None if _valid_at(root, now) else "root certificate is not valid now"
         issuer = next((c for c in pool if _issued_by(current, c) and _is_ca(c)), None)
         if issuer is None:
             return "no chain of CA certificates to the trusted root"
         if not _valid_at(issuer, now):
             return "an intermediate certificate is not valid now"
+        if not _path_allows(issuer, below):
+            return "an intermediate's path length constraint forbids this chain"
         pool.remove(issuer)
         current = issuer
     return "the certificate chain is too long"
@@ -227,12 +256,29 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
+    """A CA by basic constraints, and allowed to sign certificates if it states key usage."""
     from cryptography import x509
 
     try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+        if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return False
     except x509.ExtensionNotFound:
         return False
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign)
+    except x509.ExtensionNotFound:
+        return True
+
+
+def _path_allows(ca: x509.Certificate, intermediates_below: int) -> bool:
+    """RFC 5280 pathLenConstraint: at most that many intermediates may follow this CA."""
+    from cryptography import x509
+
+    try:
+        limit = ca.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+    except x509.ExtensionNotFound:
+        return True
+    return limit is None or intermediates_below <= limit
 
 
 def _may_sign(leaf: x509.Certificate) -> bool:
@@ -240,8 +286,10 @@ def _may_sign(leaf: x509.Certificate) -> bool:
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
     try:
-        if leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
-            return True
+        # Stated key usage decides (RFC 5280 4.2.1.3): without digitalSignature the key may
+        # not sign, whatever the extended key usage adds. (model_signing would fall back to
+        # the EKU here; refusing the contradictory certificate is the safe side.)
+        return leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
     except x509.ExtensionNotFound:
         pass
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from mlwarden.signing import _keys
 from mlwarden.signing._bundle import BundleError, read_bundle
 from mlwarden.signing._cache import VerifyCache
 from mlwarden.signing._hashing import HashJob, hash_many, list_tree, path_of
-from mlwarden.signing._names import SINGLE_FILE_NAME, collision_key, unsafe_reason
+from mlwarden.signing._names import SINGLE_FILE_NAME, all_plain, collision_key, unsafe_reason
 from mlwarden.signing._sign import default_signature_path, model_name_of
 from mlwarden.signing._statement import Manifest, StatementError, parse_statement
 from mlwarden.signing._trust import Accepted, TrustContext
@@ -117,7 +117,7 @@ def _trusted_manifest(
         accepted.append((outcome, manifest))
     if findings.items:
         return None, ()
-    distinct = {a.signer.name for a, _ in accepted}
+    distinct = _distinct_signers(a for a, _ in accepted)
     if len(distinct) < policy.threshold:
         findings.add(
             "SIG010",
@@ -153,9 +153,33 @@ def _trusted_manifest(
     return manifest, identities
 
 
+def _distinct_signers(accepted: Iterable[Accepted]) -> set[str]:
+    """The signers that count towards k of n: each policy entry once, and each key once.
+
+    One key can match two policy entries (a fingerprint entry and a certificate for the same
+    key, or two certificates with different subjects): whoever holds it is still one signer.
+    """
+    signers: set[str] = set()
+    keys: set[str] = set()
+    for item in accepted:
+        if item.signer.name not in signers and item.key not in keys:
+            signers.add(item.signer.name)
+            keys.add(item.key)
+    return signers
+
+
 def _check_names(
     findings: _Findings, manifest: Manifest, single_file: bool | None, where: str
 ) -> None:
+    for ignored in manifest.ignore_paths:
+        # A signed ignore path hides what lies under it from verification (model_signing
+        # honours it too), so it must be a plain relative name: "/x" or "../x" would mean
+        # one thing here and another to other verifiers.
+        reason = (
+            "it names the model root" if ignored == SINGLE_FILE_NAME else unsafe_reason(ignored)
+        )
+        if reason is not None:
+            findings.add("SIG012", f"ignore path {ignored!r}: {reason}", where)
     names = [r.name for r in manifest.resources]
     # Fast path for tens of thousands of names: all plain and all distinct is the usual case.
     keys = (
@@ -163,7 +187,7 @@ def _check_names(
         if "".join(names).isascii()
         else {collision_key(n) for n in names}
     )
-    if len(keys) == len(names) and not any(unsafe_reason(n) for n in names):
+    if len(keys) == len(names) and (all_plain(names) or not any(map(unsafe_reason, names))):
         _check_shape(findings, names, single_file, where)
         return
     seen: dict[str, str] = {}

@@ -40,6 +40,7 @@ from mlwarden.errors import LimitExceededError, MalformedInputError
 
 MALFORMED = "ARCH004"
 LOCAL_MAGIC = b"PK\x03\x04"
+NPY_MAGIC = b"\x93NUMPY"
 EOCD_MAGIC = b"PK\x05\x06"
 EOCD_SIZE = 22
 MAX_COMMENT = 0xFFFF
@@ -418,8 +419,10 @@ def _scan_entry(
     if entry.encrypted:
         ctx.add("ARCH006", "member is encrypted and could not be scanned", where)
         return
-    if layout.torch and all(
-        layout.is_torch_storage(name) or _TORCH_RECORDS.fullmatch(name) for name in names
+    if (
+        layout.torch
+        and all(layout.is_torch_storage(name) or _TORCH_RECORDS.fullmatch(name) for name in names)
+        and not _starts_as_npy(stream, entry, where, ctx)
     ):
         return  # raw tensor bytes and version records: PyTorch never interprets them as code
     actions: list[Callable[[BinaryIO], None]] = []
@@ -439,6 +442,19 @@ def _scan_entry(
         for action in actions:
             data.seek(0)
             action(data)
+
+
+def _starts_as_npy(stream: BinaryIO, entry: Entry, where: str, ctx: ScanContext) -> bool:
+    """Whether a member PyTorch reads as raw bytes starts as a .npy file.
+
+    numpy.load reads every member of an archive that starts with the .npy magic as an
+    array, whatever its name, and unpickles object arrays: a "storage" can hide one.
+    """
+    with _MemberData(stream, entry, where, ctx) as data:
+        if data is None:
+            return False
+        data.seek(0)
+        return data.read(len(NPY_MAGIC)) == NPY_MAGIC
 
 
 class _MemberData:

@@ -25,6 +25,7 @@ from mlwarden.artifacts._pickle.policy import (
     Judgement,
     Kind,
     canonical,
+    is_attribute_walk,
     is_dangerous_attribute,
     judge,
 )
@@ -83,8 +84,8 @@ class _Limit(Exception):
 
 
 @lru_cache(maxsize=4096)
-def _judge(full: str) -> Judgement:
-    return judge(full)
+def _judge(full: str, *, attribute_walk: bool = False) -> Judgement:
+    return judge(full, attribute_walk=attribute_walk)
 
 
 def analyze_pickle(
@@ -140,18 +141,25 @@ class _Machine:
         self.reported.add(key)
         self.ctx.add(rule_id, message, self.location, callable=subject, offset=self.op_offset)
 
-    def import_name(self, full: str) -> Global:
-        """Judge an imported name when it is imported, as an unpickler would import it."""
+    def import_name(self, full: str, *, attribute_walk: bool = False) -> Global:
+        """Judge an imported name when it is imported, as an unpickler would import it.
+
+        `attribute_walk`: the name was reached through attributes (a dotted name, getattr).
+        """
         if full not in self.globals:
             self.globals.append(full)
         if full in _JUDGED_AT_CALL:
             self.deferred.setdefault(full, self.op_offset)
         else:
-            self.judge_name(full, "imports")
+            self.judge_name(full, "imports", attribute_walk=attribute_walk)
         return Global(name=full, offset=self.op_offset)
 
-    def judge_name(self, full: str, verb: str) -> Judgement:
-        verdict = _judge(full)
+    def import_pair(self, module: str, name: str) -> Global:
+        """GLOBAL, STACK_GLOBAL and INST: `module` is imported, `name` looked up in it."""
+        return self.import_name(canonical(module, name), attribute_walk=is_attribute_walk(name))
+
+    def judge_name(self, full: str, verb: str, *, attribute_walk: bool = False) -> Judgement:
+        verdict = _judge(full, attribute_walk=attribute_walk)
         if verdict.kind is not Kind.SAFE:
             self.report(verdict.rule_id, f"pickle {verb} {full} ({verdict.reason})", full)
         return verdict
@@ -419,7 +427,7 @@ class _Machine:
         elif op == 0x63:  # GLOBAL
             module_text = w.line().decode("utf-8", "replace")
             name_text = w.line().decode("utf-8", "replace")
-            stack.append(self.import_name(canonical(module_text, name_text)))
+            stack.append(self.import_pair(module_text, name_text))
         elif op == 0x2E:  # STOP
             if not self.stack or self.metastack:
                 raise _Broken("STOP with an empty stack or an open MARK")
@@ -516,7 +524,7 @@ class _Machine:
 
     def stack_global(self, module: object, name: object) -> Global:
         if isinstance(module, str) and isinstance(name, str):
-            return self.import_name(canonical(module, name))
+            return self.import_pair(module, name)
         described = f"{short(module)}.{short(name)}"
         self.report(
             "PKL001",
@@ -615,7 +623,7 @@ class _Machine:
             )
         if isinstance(target, Global):
             # getattr(module_or_class, "name") imports that name as surely as GLOBAL would.
-            return self.import_name(f"{target.name}.{attr}")
+            return self.import_name(f"{target.name}.{attr}", attribute_walk=True)
         if isinstance(target, str | bytes) and hasattr(target, attr):
             return Attr(obj=target, name=attr, offset=self.op_offset)
         if not is_dangerous_attribute(attr):
@@ -891,7 +899,7 @@ def _op_dup(m: _Machine) -> None:
 def _op_inst(m: _Machine) -> None:
     module = m.w.line().decode("utf-8", "replace")
     name = m.w.line().decode("utf-8", "replace")
-    cls = m.import_name(canonical(module, name))
+    cls = m.import_pair(module, name)
     args = tuple(m.pop_mark())
     m.stack.append(m.instantiate(cls, args))
 

@@ -19,6 +19,8 @@ WRAPPERS = frozenset({"joblib.numpy_pickle.NumpyArrayWrapper"})
 _NUMPY_DTYPES = frozenset({"numpy.dtype"})
 _DTYPE_TEXT = re.compile(r"[<>|=]?([a-zA-Z])(\d*)")
 _NPY_ITEM_HASOBJECT = 0x01
+# Kinds whose element size is part of the pickled state (bytes, str, void/structured).
+_FLEXIBLE_KINDS = frozenset("SUVa")
 MAX_ARRAY_BYTES = 1 << 50
 ALIGNMENT = 16
 """joblib's NUMPY_ARRAY_ALIGNMENT_BYTES: its padding byte is always smaller."""
@@ -68,16 +70,24 @@ def _itemsize(dtype: object) -> tuple[int, bool] | None:
         return None
     kind, digits = match.groups()
     state = dtype.state
-    flags = 0
+    flags: int | None = None
     elsize = -1
     if isinstance(state, tuple) and len(state) >= 8:
         if isinstance(state[5], int):
             elsize = state[5]
         if isinstance(state[7], int):
             flags = state[7]
-    has_objects = kind == "O" or bool(flags & _NPY_ITEM_HASOBJECT)
-    if elsize > 0:
-        return elsize, has_objects
-    if digits:
-        return int(digits), has_objects
-    return None
+    # numpy.dtype.__setstate__ takes the flags as given, hasobject included, and the
+    # element size only for flexible kinds: joblib reads what numpy then says. A state
+    # numpy never writes (f8 claiming 16 bytes, an object dtype without objects) is a
+    # file made to have the analyzer skip a different number of bytes than joblib.
+    has_objects = kind == "O" if flags is None else bool(flags & _NPY_ITEM_HASOBJECT)
+    if kind == "O" and not has_objects:
+        return None
+    if kind in _FLEXIBLE_KINDS:
+        if elsize > 0:
+            return elsize, has_objects
+        return (int(digits), has_objects) if digits else None
+    if elsize != -1 or not digits:
+        return None
+    return int(digits), has_objects

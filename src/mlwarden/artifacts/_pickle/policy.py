@@ -197,6 +197,10 @@ _PYTHON_EXACT = (
     "types.SimpleNamespace",
 )
 _OTHER_EXACT = (
+    # BisectingKMeans keeps the k-means iteration it runs (self._kmeans_single_func):
+    # pure NumPy/Cython loops over the arrays they are given.
+    "sklearn.cluster._kmeans._kmeans_single_lloyd",
+    "sklearn.cluster._kmeans._kmeans_single_elkan",
     "joblib.numpy_pickle.NumpyArrayWrapper",
     "joblib.numpy_pickle_compat.NDArrayWrapper",
     "joblib.numpy_pickle_compat.ZNDArrayWrapper",
@@ -286,6 +290,16 @@ DANGEROUS_EXACT: dict[str, str] = {
     "builtins.object.__subclasses__": "PKL007",
     "joblib.memory.Memory": "PKL001",
     "joblib.Memory": "PKL001",
+    # Constructors that create or truncate the file they are given, and process pools.
+    "logging.FileHandler": "PKL001",
+    "argparse.FileType": "PKL001",
+    "logging.basicConfig": "PKL001",
+    "joblib.logger": "PKL001",
+    "joblib.PrintTime": "PKL001",
+    "joblib.compressor": "PKL001",
+    "joblib.executor": "PKL001",
+    "joblib.pool": "PKL001",
+    "joblib.memory": "PKL001",
     # Loaders of nested payloads: the loaded bytes run code of their own.
     "marshal.loads": "PKL005",
     "marshal.load": "PKL005",
@@ -490,6 +504,9 @@ _SKLEARN_FUNCTIONS = frozenset(
         "mutual_info_regression"
     )
 )
+# scikit-learn modules that are other projects' code: vendored libraries and array API
+# shims (sklearn.externals.array_api_compat.torch re-exports all of torch), test code.
+_FOREIGN_NAMESPACES = ("sklearn.externals.",)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FUNCTION = re.compile(r"[a-z][a-z0-9_]*")
 _FUNCTIONAL_REEXPORTS = frozenset(_words("dataclasses importlib math warnings torch np grad"))
@@ -524,6 +541,12 @@ def _dangerous_rule(full: str) -> tuple[str, str] | None:
 
 def _sklearn_rule(full: str) -> bool:
     module, _, name = full.rpartition(".")
+    if (
+        module.startswith(_FOREIGN_NAMESPACES)
+        or ".tests." in f"{module}."
+        or (module.endswith(".conftest"))
+    ):
+        return False
     if module == "torch.nn.functional":
         # Activation functions that whole-module pickles keep (TransformerEncoderLayer).
         return bool(_FUNCTION.fullmatch(name)) and name not in _FUNCTIONAL_REEXPORTS
@@ -538,8 +561,22 @@ def _sklearn_rule(full: str) -> bool:
     )
 
 
-def judge(full: str) -> Judgement:
-    """Classify one fully qualified imported name."""
+def is_attribute_walk(name: str) -> bool:
+    """A dotted imported name: the unpickler walks attributes from the module it imports.
+
+    Protocol 4 resolves `sklearn.utils.parallel` + `joblib.PrintTime` to
+    joblib.logger.PrintTime, a class that writes files; the walk can leave the module
+    through any module it imported, so names reached so are never model classes.
+    """
+    return "." in name
+
+
+def judge(full: str, *, attribute_walk: bool = False) -> Judgement:
+    """Classify one fully qualified imported name.
+
+    `attribute_walk` says the imported name had dots (see `is_attribute_walk`): the
+    naming rule for framework classes then does not apply, only the exact allowlist.
+    """
     if full in SAFE_EXACT:
         return Judgement(kind=Kind.SAFE, rule_id="", reason="on the framework allowlist")
     danger = _dangerous_rule(full)
@@ -547,6 +584,12 @@ def judge(full: str) -> Judgement:
         rule_id, reached = danger
         return Judgement(kind=Kind.DANGEROUS, rule_id=rule_id, reason=f"reaches {reached}")
     if _sklearn_rule(full):
+        if attribute_walk:
+            return Judgement(
+                kind=Kind.UNKNOWN,
+                rule_id="PKL002",
+                reason="a framework-looking class reached by an attribute walk",
+            )
         return Judgement(kind=Kind.SAFE, rule_id="", reason="a framework model class")
     return Judgement(kind=Kind.UNKNOWN, rule_id="PKL002", reason="not on any allowlist")
 
