@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch is pinned exactly (==2.13.0): a range could pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet -e '.[sklearn,torch,onnx,keras,safetensors,gateway,test]'
+	$(BIN)/python -m pip install --quiet -e '.[sklearn,torch,onnx,keras,safetensors,gateway,data,scale,test]'
 	touch $(STAMP)
 
 $(SARIF_SCHEMA):

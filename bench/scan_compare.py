@@ -604,6 +604,42 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join(lines)
 
 
+FAMILIES = (
+    ("pickle", ("pickle-",)),
+    ("pytorch", ("torch-", "torchscript-")),
+    ("joblib, numpy", ("joblib-", "numpy-")),
+    ("keras, tensorflow", ("keras-", "tf-")),
+    ("onnx, gguf, safetensors", ("onnx-", "gguf-", "safetensors-")),
+    ("archives, disguises", ("archive-", "zip-", "nested-", "misleading-")),
+)
+
+
+def family(technique: str) -> str:
+    for name, prefixes in FAMILIES:
+        if technique.startswith(prefixes):
+            return name
+    return "other"
+
+
+def family_table(records: list[Record], order: Iterable[str], markdown: bool) -> str:
+    """Malicious samples flagged per family of techniques, per tool."""
+    totals = collections.Counter(
+        family(r.technique) for r in records if r.malicious and r.tool == "mlwarden"
+    ) or collections.Counter(family(r.technique) for r in records if r.malicious)
+    names = [n for n, _ in FAMILIES if totals.get(n)] + (["other"] if totals.get("other") else [])
+    header = ["tool", *[f"{n} ({totals[n]})" for n in names]]
+    rows = []
+    for tool in order:
+        flagged = collections.Counter(
+            family(r.technique)
+            for r in records
+            if r.tool == tool and r.malicious and r.outcome.flagged
+        )
+        if any(r.tool == tool for r in records):
+            rows.append([tool, *[f"{flagged[n]}" for n in names]])
+    return _table(header, rows, markdown)
+
+
 def misses_text(records: list[Record], order: Iterable[str], markdown: bool) -> str:
     """Per tool: the techniques it missed, the benign files it flagged.
 
@@ -710,6 +746,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{heading} Detection and false positives".strip())
     print(summary_table(summaries, args.markdown))
+    print()
+    print(f"{heading} Malicious samples flagged, by family of technique".strip())
+    print(family_table(records, order, args.markdown))
     print()
     print(f"{heading} Misses by technique".strip())
     print(misses_text(records, order, args.markdown))

@@ -200,6 +200,100 @@ class AdvisoryDatabaseError(MalformedInputError):
     code = "E121"
 
 
+# E13x: the inference gateway's input guard (always a 4xx, never a 500).
+
+
+class InvalidInferenceRequestError(InputError):
+    """An inference request that is not a valid Open Inference Protocol v2 request."""
+
+    code = "E130"
+
+
+class ShapeMismatchError(InputError):
+    """An input tensor whose shape or element count differs from the model's signature."""
+
+    code = "E131"
+
+
+class DatatypeMismatchError(InputError):
+    """An input tensor whose datatype or values' type differs from the model's signature."""
+
+    code = "E132"
+
+
+class ValueOutOfRangeError(InputError):
+    """An input value outside the declared range, or NaN or infinity."""
+
+    code = "E133"
+
+
+class BatchTooLargeError(InputError):
+    """More rows in one request than the model's batch limit."""
+
+    code = "E134"
+
+
+class BodyTooLargeError(InputError):
+    """A request body larger than the gateway's limit."""
+
+    code = "E135"
+    http_status = 413
+
+
+class UnknownModelError(InputError):
+    """No model of that name (or version) is served here."""
+
+    code = "E136"
+    http_status = 404
+
+
+class RouteNotFoundError(InputError):
+    """No endpoint at this path."""
+
+    code = "E137"
+    http_status = 404
+
+
+class MethodNotAllowedError(InputError):
+    """The endpoint exists but not with this HTTP method."""
+
+    code = "E138"
+    http_status = 405
+
+
+# E14x: datasets given to `mlwarden data screen`.
+
+
+class MissingLabelError(InputError):
+    """The label column named (or a label array) is not in the dataset."""
+
+    code = "E140"
+
+
+class MixedTypesError(InputError):
+    """A column or array whose values are of more than one type (numbers and text)."""
+
+    code = "E141"
+
+
+class EmptyDatasetError(InputError):
+    """A dataset with no rows (an empty file, a header only, an empty folder)."""
+
+    code = "E142"
+
+
+class DatasetShapeError(InputError):
+    """Arrays whose shapes do not fit together (features not 2-D, labels of another length)."""
+
+    code = "E143"
+
+
+class RowTooLargeError(InputError):
+    """One row larger than the reader's limit: refused rather than read into memory."""
+
+    code = "E144"
+
+
 # --- E3xx: identity and policy -------------------------------------------------
 
 
@@ -364,6 +458,43 @@ class CostTooLargeError(BudgetError):
 
     code = "E404"
     http_status = 400
+
+
+# --- E5xx: upstream -----------------------------------------------------------
+
+
+class UpstreamError(MlwardenError):
+    """The model behind the gateway (an upstream server or a local model) failed."""
+
+    code = "E500"
+    http_status = 502
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """The upstream inference server cannot be reached or answers that it is unavailable."""
+
+    code = "E501"
+    http_status = 503
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """The upstream inference server did not answer in time."""
+
+    code = "E502"
+    http_status = 504
+
+
+class UpstreamResponseError(UpstreamError):
+    """The upstream inference server answered with an error or a response that does not parse."""
+
+    code = "E503"
+
+
+class ModelExecutionError(UpstreamError):
+    """A local model raised while predicting on input that passed the guard."""
+
+    code = "E504"
+    http_status = 500
 
 
 # --- E9xx: internal -----------------------------------------------------------

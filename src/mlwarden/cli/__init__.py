@@ -28,6 +28,7 @@ def _register() -> None:
     from mlwarden.cli.demo import demo_command
     from mlwarden.cli.packages import bom_command, deps_command
     from mlwarden.cli.scan import scan_command
+    from mlwarden.cli.serve import serve_command
     from mlwarden.cli.sign import data_group, sign_command, verify_command
 
     cli.add_command(scan_command)
@@ -38,6 +39,7 @@ def _register() -> None:
     cli.add_command(verify_command)
     cli.add_command(data_group)
     cli.add_command(audit_group)
+    cli.add_command(serve_command)
 
 
 _register()

@@ -61,7 +61,12 @@ def demo_command(folder: Path) -> int:
     )
     if wrong_supply:
         click.echo(f"  supply-chain step did not behave as expected: {wrong_supply}")
-    return 1 if wrong or wrong_supply else 0
+    wrong_gateway = _gateway_steps(
+        folder, files, folder / "keys" / "demo-signer.pem", folder / "keys" / "demo-signer.pub",
+        folder / "release.sig",
+    )  # fmt: skip
+    wrong_gateway = _data_steps(folder) or wrong_gateway
+    return 1 if wrong or wrong_supply or wrong_gateway else 0
 
 
 _MARKER = ".mlwarden-demo"
@@ -130,4 +135,119 @@ def _supply_chain_steps(folder: Path, files: list[DemoFile]) -> str | None:
     )
     if not good.verified or bad.verified or refused is None or accuracy < 0.9:
         return "sign/verify/load"
+    return None
+
+
+def _gateway_steps(
+    folder: Path, files: list[DemoFile], private_key: Path, public_key: Path, bundle: Path
+) -> str | None:
+    """Serve the verified release behind the gateway, call it as an analyst and as an
+    intruder, stop it and verify the audit chain. None when all behaved (or when this
+    installation has no gateway: the step is skipped)."""
+    from mlwarden.gateway_demo import BURST, gateway_available, run_gateway_demo
+
+    del files, private_key  # the release and its bundle are what gets served
+    if not gateway_available():
+        click.echo("\n(the gateway steps need `pip install 'mlwarden[gateway]'`: skipped)")
+        return None
+    release = folder / "release" / "digits-model.joblib"
+    config = folder / "mlwarden.yaml"
+    _step(f"7. mlwarden serve --config {config}: the verified release behind every control")
+    result = run_gateway_demo(folder, model=release, bundle=bundle, public_key=public_key)
+    click.echo(
+        "  trust: the demo key's fingerprint; identity: API keys for `analyst` and `intruder`\n"
+        "  (only their sha256 in the file); Cedar: analysts of the model's tenant may infer;\n"
+        f"  budgets: 1 call/s, burst {BURST} (SQLite); audit: {folder / 'audit.sqlite3'};\n"
+        f"  output: the top-1 label only. Listening on {result.url}"
+    )
+    _step("8. Calls: allowed and denied")
+    for call in result.calls:
+        mark = "ok " if call.as_expected else "!! "
+        code = f" {call.code}" if call.code else ""
+        text = call.message
+        if call.status == 200 and result.truth:
+            text += f"  (true digits: {' '.join(result.truth)})"
+        if call.retry_after:
+            text += f"  (Retry-After: {call.retry_after} s)"
+        click.echo(f"  {mark}{call.status}{code}  {call.title}: {text}")
+    if result.burst:
+        counts = ", ".join(f"{n} x {status}" for status, n in sorted(result.burst.items()))
+        click.echo(f"      the burst: {counts}")
+
+    db = f"sqlite:///{folder / 'audit.sqlite3'}"
+    _step(f"9. Stop the server; mlwarden audit verify --db {db}")
+    if result.audit_records:
+        from mlwarden.cli import main
+
+        main(["audit", "verify", "--db", db])
+        click.echo(
+            f"  {result.audit_records} events for {result.audited_calls} calls: every decision, "
+            "allowed or denied, is in the hash-chained log"
+        )
+    for problem in result.problems:
+        click.echo(f"  !! {problem}")
+    if result.problems:
+        click.echo(f"  (server log: {result.log})")
+        return "gateway: " + "; ".join(result.problems)
+    return None
+
+
+def _data_steps(folder: Path) -> str | None:
+    """Poison a copy of the digits data and show the screen finding the poisoned rows."""
+    import warnings
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from mlwarden.data import screen_rows, write_clean
+    from mlwarden.demo import make_demo_key
+
+    _step("10. Poison a copy of the digits data: 10% labels flipped, a 2x2 trigger planted")
+    digits = load_digits()
+    x, y = digits.data.copy(), digits.target.copy()
+    rng = np.random.default_rng(0)
+    flips = rng.choice(len(y), len(y) // 10, replace=False)
+    y[flips] = (y[flips] + rng.integers(1, 10, len(flips))) % 10
+    ones = np.flatnonzero(digits.target == 1)
+    planted = rng.choice(np.setdiff1d(ones, flips), len(ones) // 10, replace=False)
+    x[np.ix_(planted, np.array([54, 55, 62, 63]))] = 16.0  # a bright 2x2 patch, bottom right
+    y[planted] = 7
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    path = data / "digits-poisoned.npz"
+    np.savez(path, X=x, y=y)
+    click.echo(
+        f"  {path}: {len(y)} rows; {len(flips)} labels flipped, {len(planted)} rows of '1' "
+        "carry the trigger and are relabelled '7'"
+    )
+
+    _step(f"11. mlwarden data screen {path} --clean {data / 'clean'} --key ...")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # library deprecation chatter, not the demo's story
+        result = screen_rows(path, checks=("labels", "backdoors"))
+    poisoned = {int(r) for r in flips} | {int(r) for r in planted}
+    found = set(result.suspects)
+    hits = len(found & poisoned)
+    precision = hits / len(found) if found else 0.0
+    recall = hits / len(poisoned)
+    for rule in ("DATA001", "DATA002"):
+        rows = [f for f in result.report.findings if f.rule_id == rule]
+        if rows:
+            click.echo(
+                f"  {rule} {rows[0].rule.title}: {len(rows)} rows, e.g. row "
+                f"{rows[0].detail['row']}: {rows[0].message}"
+            )
+    backdoor = {r for r, rules in result.suspects.items() if "DATA002" in rules}
+    click.echo(
+        f"  suspect rows: {len(found)}; precision {precision:.3f}, recall {recall:.3f} "
+        f"against the {len(poisoned)} poisoned rows; trigger rows found: "
+        f"{len(backdoor & set(planted.tolist()))} of {len(planted)}"
+    )
+    private, _ = make_demo_key(data / "keys")
+    kept, bundle = write_clean(
+        path, result.kind, result.suspects, data / "clean", key=private, dataset=result.dataset
+    )
+    click.echo(f"  {kept} rows kept in {data / 'clean'}, signed: {bundle}")
+    if precision < 0.8 or recall < 0.8:
+        return "data screen"
     return None

@@ -129,7 +129,16 @@ def verify_command(
 
 @click.group("data")
 def data_group() -> None:
-    """Datasets: signed manifests."""
+    """Datasets: signed manifests, and screening before training."""
+
+
+def _add_data_screen() -> None:
+    from mlwarden.cli.data_screen import data_screen_command
+
+    data_group.add_command(data_screen_command)
+
+
+_add_data_screen()
 
 
 @data_group.command("manifest")

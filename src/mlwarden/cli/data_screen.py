@@ -1,0 +1,163 @@
+"""`mlwarden data screen`: which rows of a dataset not to train on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mlwarden.cli._common import (
+    FAIL_ON_OPTION,
+    FORMAT_OPTION,
+    OUTPUT_OPTION,
+    emit,
+    exit_status,
+    parse_gate,
+)
+
+_PATH = click.Path(path_type=Path)
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command("screen")
+@click.argument("path", type=_PATH)
+@click.option("--label", help="The label column (default: label, target, class or y if present).")
+@click.option("--test", type=_PATH, help="The test split: rows of PATH found in it are leakage.")
+@click.option(
+    "--baseline",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A signed earlier dataset folder to compare against (verified first).",
+)
+@click.option("--baseline-key", type=_FILE, help="Public key (PEM) the baseline is signed with.")
+@click.option("--trust", type=_FILE, help="mlwarden.yaml whose `trust:` signs the baseline.")
+@click.option("--quarantine", type=_FILE, help="Write the suspect rows to FILE.")
+@click.option(
+    "--clean",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the dataset without the suspect rows into folder OUT, signed (needs --key).",
+)
+@click.option("--key", type=_FILE, help="Private key (PEM) to sign the --clean dataset.")
+@click.option(
+    "--checks",
+    help="Comma-separated checks to run (default: all): "
+    "pii, duplicates, leakage, labels, backdoors, outliers, drift.",
+)
+@click.option(
+    "--near",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Also report near duplicates and near leakage within this distance "
+    "(robustly scaled features; 0 = exact only).",
+)
+@click.option("--no-pii", is_flag=True, help="Skip the personal-data screen.")
+@click.option(
+    "--region",
+    default="US",
+    show_default=True,
+    help="Region for phone numbers written without +country (ISO 3166 code).",
+)
+@click.option("--workers", type=int, default=1, show_default=True, help="Local processes.")
+@click.option("--dask", "dask_address", help="Run the chunked screens on this Dask scheduler.")
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="Read CSV/Parquet chunk by chunk (data larger than memory): row-local screens only.",
+)
+@click.option("--chunk-rows", type=int, default=50_000, show_default=True, help="Rows per chunk.")
+@click.option(
+    "--max-row-bytes",
+    type=int,
+    default=16 * 1024 * 1024,
+    show_default=True,
+    help="Refuse a CSV row larger than this (E144).",
+)
+@FORMAT_OPTION
+@FAIL_ON_OPTION
+@OUTPUT_OPTION
+def data_screen_command(
+    path: Path,
+    label: str | None,
+    test: Path | None,
+    baseline: Path | None,
+    baseline_key: Path | None,
+    trust: Path | None,
+    quarantine: Path | None,
+    clean: Path | None,
+    key: Path | None,
+    checks: str | None,
+    near: float,
+    no_pii: bool,
+    region: str,
+    workers: int,
+    dask_address: str | None,
+    stream: bool,
+    chunk_rows: int,
+    max_row_bytes: int,
+    fmt: str,
+    fail_on: str,
+    output: Path | None,
+) -> int:
+    """Screen a dataset (CSV, Parquet, .npy/.npz, or a folder per class) before training.
+
+    Finds mislabeled, planted, duplicated, leaked and drifted rows and personal data;
+    every finding names its rows. Exit 0 clean, 1 findings at or above --fail-on,
+    2 bad input. A --baseline is used only once its signature verifies.
+    """
+    from mlwarden.data import screen_rows, write_clean, write_quarantine
+    from mlwarden.errors import UsageError
+
+    gate = parse_gate(fail_on)
+    if clean is not None and key is None:
+        raise UsageError("--clean needs --key: the private key that signs the cleaned dataset")
+    if baseline is not None and baseline_key is None and trust is None:
+        raise UsageError(
+            "--baseline needs --baseline-key or --trust: an unverified baseline is not trusted"
+        )
+    policy = None
+    if trust is not None:
+        from mlwarden.policy import load_policy
+
+        policy = load_policy(trust).trust
+    result = screen_rows(
+        path,
+        label=label,
+        test=test,
+        baseline=baseline,
+        baseline_key=baseline_key,
+        trust=policy,
+        checks=[c.strip() for c in checks.split(",") if c.strip()] if checks else None,
+        near=near,
+        pii=not no_pii,
+        region=region,
+        workers=workers,
+        dask=dask_address,
+        stream=stream,
+        chunk_rows=chunk_rows,
+        max_row_bytes=max_row_bytes,
+    )
+    emit(result.report, fmt, output)
+    rows = result.report.results[0].size or 0
+    click.echo(f"mlwarden: {len(result.suspects)} of {rows} rows suspect in {path}", err=True)
+    if quarantine is not None:
+        count = write_quarantine(
+            path,
+            result.kind,
+            result.suspects,
+            quarantine,
+            dataset=result.dataset,
+            chunk_rows=chunk_rows,
+        )
+        click.echo(f"mlwarden: quarantined {count} rows -> {quarantine}", err=True)
+    if clean is not None and key is not None:
+        kept, bundle = write_clean(
+            path,
+            result.kind,
+            result.suspects,
+            clean,
+            key=key,
+            dataset=result.dataset,
+            chunk_rows=chunk_rows,
+        )
+        click.echo(f"mlwarden: kept {kept} rows -> {clean} (signed: {bundle})", err=True)
+    return exit_status(result.report, gate)
