@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlwarden.gateway_demo import BURST, gateway_available, run_gateway_demo
+from mlwarden.gateway.demo import BURST, gateway_available, run_gateway_demo
 
 pytestmark = pytest.mark.skipif(not gateway_available(), reason="needs mlwarden[gateway]")
 

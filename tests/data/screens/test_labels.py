@@ -53,3 +53,9 @@ def test_clean_labels_give_few_issues():
 def test_bad_input_is_a_clear_error(x, y, error, words):
     with pytest.raises(error, match=words):
         find_label_issues(x, y)
+
+
+def test_workers_give_the_same_answer():
+    x, y = load_wine(return_X_y=True)
+    noisy, _ = flip_labels(y, 0.10)
+    assert find_label_issues(x, noisy, workers=2).rows == find_label_issues(x, noisy).rows
