@@ -607,7 +607,7 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
 FAMILIES = (
     ("pickle", ("pickle-",)),
     ("pytorch", ("torch-", "torchscript-")),
-    ("joblib, numpy", ("joblib-", "numpy-")),
+    ("joblib, numpy", ("joblib-", "numpy-", "npz-")),
     ("keras, tensorflow", ("keras-", "tf-")),
     ("onnx, gguf, safetensors", ("onnx-", "gguf-", "safetensors-")),
     ("archives, disguises", ("archive-", "zip-", "nested-", "misleading-")),
