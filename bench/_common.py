@@ -77,8 +77,23 @@ def run(
     )
 
 
+def compile_product() -> None:
+    """Byte-compile mlwarden's sources, as `pip install` does for an installed package.
+
+    The editable install used for development runs from source; where
+    PYTHONDONTWRITEBYTECODE is set, every process would compile every module again,
+    which no user's installed copy does (the peers' were compiled by pip).
+    """
+    subprocess.run(
+        [str(PRODUCT_BIN / "python"), "-m", "compileall", "-q", str(REPO / "src" / "mlwarden")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def mlwarden_command() -> tuple[list[str], dict[str, str]]:
     """The product's command line: the installed console script, else `python -m mlwarden`."""
+    compile_product()
     script = PRODUCT_BIN / "mlwarden"
     if script.exists():
         return [str(script)], {}

@@ -176,13 +176,29 @@ def bench_backdoors() -> list[str]:
         y_p[poisoned] = target
         path = work / f"case{i}.npz"
         np.savez(path, x=x_p, y=y_p, fraction=rate)
+        clean_asr = attack_success(x_tr, y_tr, x_te, y_te, feats, source, target, top)
         cases.append(
-            (name, size, rate, source, target, x_p, y_p, x_te, y_te, feats, top, poisoned, path)
+            (
+                name,
+                size,
+                rate,
+                source,
+                target,
+                x_p,
+                y_p,
+                x_te,
+                y_te,
+                feats,
+                top,
+                poisoned,
+                path,
+                clean_asr,
+            )
         )
     art: dict[str, dict] = {}
     if ART_PYTHON.exists():
         run = subprocess.run(
-            [str(ART_PYTHON), str(BENCH / "_art_defences.py"), *[str(c[-1]) for c in cases]],
+            [str(ART_PYTHON), str(BENCH / "_art_defences.py"), *[str(c[-2]) for c in cases]],
             capture_output=True,
             text=True,
             timeout=1800,
@@ -193,11 +209,27 @@ def bench_backdoors() -> list[str]:
                 item = json.loads(line)
                 art[item["case"]] = item
     lines = [
-        "| data | trigger | poisoned | mlwarden P / R / F1 | target found | s | ASR none "
+        "| data | trigger | poisoned | mlwarden P / R / F1 | target found | s | ASR unpoisoned "
+        "| ASR none "
         "| ASR mlwarden | ART spectral P / R / F1 | ASR spectral | ART activation P / R / F1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, size, rate, source, target, x_p, y_p, x_te, y_te, feats, top, poisoned, path in cases:
+    for (
+        name,
+        size,
+        rate,
+        source,
+        target,
+        x_p,
+        y_p,
+        x_te,
+        y_te,
+        feats,
+        top,
+        poisoned,
+        path,
+        clean_asr,
+    ) in cases:
         started = time.perf_counter()
         result = find_backdoors(x_p, y_p)
         took = time.perf_counter() - started
@@ -220,7 +252,8 @@ def bench_backdoors() -> list[str]:
         lines.append(
             f"| {name} {source}->{target} | {trig} | {len(poisoned)} ({rate:.0%} of class) "
             f"| {fmt(prf(ours, poisoned))} | {result.target == target} | {took:.2f} "
-            f"| {asr_none:.2f} | {asr_ours:.2f} | {spec_txt} | {asr_spec_txt} | {act_txt} |"
+            f"| {clean_asr:.2f} | {asr_none:.2f} | {asr_ours:.2f} "
+            f"| {spec_txt} | {asr_spec_txt} | {act_txt} |"
         )
         print(lines[-1], file=sys.stderr, flush=True)
     return lines
@@ -277,11 +310,14 @@ def bench_others() -> list[str]:
 
 
 def main() -> None:
+    only = sys.argv[1:]
     for title, part in (
         ("Label issues", bench_labels),
         ("Backdoors", bench_backdoors),
         ("Other screens", bench_others),
     ):
+        if only and part.__name__ not in only:
+            continue
         print(f"\n### {title}\n")
         print("\n".join(part()), flush=True)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +127,30 @@ def test_postgres_connections_dropped_by_the_server_are_replaced(pg_store: Store
     writer.close()
     assert [r.event.request_id for r in log.tail(10)] == ["req-1", "req-3", "req-4", "req-5"]
     assert log.verify().intact
+
+
+def test_linger_gathers_events_that_arrive_one_at_a_time(tmp_path: Path) -> None:
+    from mlwarden.audit import AuditEvent, BatchedAuditWriter, Decision, open_audit_log
+    from mlwarden.audit._writer import WriterLimits
+
+    log = open_audit_log(f"sqlite:///{tmp_path / 'a.db'}")
+    commits: list[int] = []
+    append_many = log.append_many
+
+    def counting(events: Any) -> Any:
+        commits.append(len(events))
+        return append_many(events)
+
+    log.append_many = counting  # type: ignore[method-assign]
+    writer = BatchedAuditWriter(log, limits=WriterLimits(linger_s=0.2))
+    for index in range(5):
+        writer.submit(
+            AuditEvent(kind="infer", decision=Decision.ALLOW, reason="ok", request_id=f"r{index}")
+        )
+        time.sleep(0.01)  # one at a time, as calls arrive
+    writer.flush(timeout=5)
+    writer.close()
+    assert sum(commits) == 5
+    assert commits[0] > 1  # the first commit waited for the events behind it
+    assert log.verify().intact
+    log.close()

@@ -16,33 +16,40 @@ from mlwarden import __version__
 from mlwarden.cli._common import EXIT_USAGE, die
 from mlwarden.errors import MlwardenError, UsageError
 
+# Commands are imported when invoked: `mlwarden scan` does not pay for the gateway,
+# the data screens or the package audit at start-up (per-file scan time matters in CI).
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "scan": ("mlwarden.cli.scan", "scan_command"),
+    "sign": ("mlwarden.cli.sign", "sign_command"),
+    "verify": ("mlwarden.cli.sign", "verify_command"),
+    "data": ("mlwarden.cli.sign", "data_group"),
+    "deps": ("mlwarden.cli.packages", "deps_command"),
+    "bom": ("mlwarden.cli.packages", "bom_command"),
+    "serve": ("mlwarden.cli.serve", "serve_command"),
+    "audit": ("mlwarden.cli.audit", "audit_group"),
+    "demo": ("mlwarden.cli.demo", "demo_command"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        import importlib
+
+        command = getattr(importlib.import_module(target[0]), target[1])
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlwarden")
 def cli() -> None:
     """mlwarden: Zero Trust for machine-learning systems."""
-
-
-def _register() -> None:
-    from mlwarden.cli.audit import audit_group
-    from mlwarden.cli.demo import demo_command
-    from mlwarden.cli.packages import bom_command, deps_command
-    from mlwarden.cli.scan import scan_command
-    from mlwarden.cli.serve import serve_command
-    from mlwarden.cli.sign import data_group, sign_command, verify_command
-
-    cli.add_command(scan_command)
-    cli.add_command(demo_command)
-    cli.add_command(deps_command)
-    cli.add_command(bom_command)
-    cli.add_command(sign_command)
-    cli.add_command(verify_command)
-    cli.add_command(data_group)
-    cli.add_command(audit_group)
-    cli.add_command(serve_command)
-
-
-_register()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,6 @@ import io
 import json
 
 from mlwarden.report._model import Report, Status
-from mlwarden.report._sarif import to_sarif
 from mlwarden.severity import Verdict
 
 
@@ -22,6 +21,8 @@ def render(report: Report, fmt: OutputFormat, *, color: bool = False, width: int
     if fmt is OutputFormat.JSON:
         return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
     if fmt is OutputFormat.SARIF:
+        from mlwarden.report._sarif import to_sarif
+
         return json.dumps(to_sarif(report), indent=2, ensure_ascii=False) + "\n"
     return render_table(report, color=color, width=width)
 

@@ -105,7 +105,7 @@ def find_backdoors(
             continue
         for trigger in _trigger_features(extreme, group, least, alpha, min_share):
             hits = extreme[group][:, trigger].sum(axis=1)
-            first = group[hits >= math.ceil(len(trigger) / 2)]
+            first = group[hits >= _needed(len(trigger))]
             if len(first) < least:
                 continue
             # Second look with the whole trigger muted: cells of the patch that are not
@@ -113,7 +113,7 @@ def find_backdoors(
             # the poisoned rows and would make them each other's neighbours.
             patch = _patch(features, first, trigger)
             carriers = np.flatnonzero(
-                (codes == target) & (extreme[:, trigger].sum(axis=1) >= math.ceil(len(trigger) / 2))
+                (codes == target) & (extreme[:, trigger].sum(axis=1) >= _needed(len(trigger)))
             )
             muted = extreme.copy()
             muted[:, patch] = True
@@ -165,6 +165,12 @@ def _content_labels(
         np.add.at(counts, (np.arange(len(codes)), votes[:, column]), 1)
     labels: IntArray = counts.argmax(axis=1).astype(np.int64)
     return labels
+
+
+def _needed(width: int) -> int:
+    """How many of a trigger's features a row must carry: all but one (a planted patch is
+    carried whole; a natural row rarely has every cell of it), and at least half."""
+    return max(math.ceil(width / 2), width - 1)
 
 
 def _same_pattern(
