@@ -36,28 +36,52 @@ class Reader:
     scan: Callable[[BinaryIO, str, ScanContext, int], None]
 
 
-# Module names under mlwarden.artifacts._formats, each defining READERS: tuple[Reader, ...].
-_READER_MODULES = (
-    "sevenzip",
-    "compressed",
-    "zipfiles",
-    "tarfiles",
-    "numpy_files",
-    "hdf5",
-    "safetensors",
-    "gguf",
-    "protobuf",
-    "pickles",
+def _maybe_compressed(head: bytes, size: int) -> bool:
+    return (
+        head[:2] in (b"\x1f\x8b", b"ZF")
+        or head[:3] in (b"BZh", b"\x5d\x00\x00")
+        or head[:1] == b"\x78"
+        or head[:6] == b"\xfd7zXZ\x00"
+        or head[:4] == b"\x28\xb5\x2f\xfd"
+    )
+
+
+def _maybe_tar(head: bytes, size: int) -> bool:
+    # ustar, or a pre-POSIX header whose checksum field holds an octal digit.
+    return len(head) >= 512 and (
+        head[257:262] == b"ustar" or any(48 <= c <= 55 for c in head[148:156])
+    )
+
+
+# Module names under mlwarden.artifacts._formats, each defining READERS: tuple[Reader, ...],
+# in sniffing order, each with a cheap test that admits (at least) everything its readers
+# recognise. A module is imported only when its test admits the content: scanning a
+# pickle does not pay for the zip, tar, 7z and HDF5 readers' imports (start-up time is
+# most of the time per file).
+_READER_MODULES: tuple[tuple[str, Callable[[bytes, int], bool] | None], ...] = (
+    ("sevenzip", lambda head, size: head[:6] == b"7z\xbc\xaf\x27\x1c"),
+    ("compressed", _maybe_compressed),
+    ("zipfiles", lambda head, size: head[:2] == b"PK"),
+    ("tarfiles", _maybe_tar),
+    ("numpy_files", lambda head, size: head[:6] == b"\x93NUMPY"),
+    ("hdf5", lambda head, size: b"\x89HDF\r\n\x1a\n" in head),
+    ("safetensors", lambda head, size: head[8:9] == b"{"),
+    ("gguf", lambda head, size: head[:4] == b"GGUF"),
+    ("protobuf", None),
+    ("pickles", None),
 )
 
 
 @cache
+def _module_readers(name: str) -> tuple[Reader, ...]:
+    module = importlib.import_module(f"mlwarden.artifacts._formats.{name}")
+    found: tuple[Reader, ...] = module.READERS
+    return found
+
+
 def readers() -> tuple[Reader, ...]:
-    found: list[Reader] = []
-    for name in _READER_MODULES:
-        module = importlib.import_module(f"mlwarden.artifacts._formats.{name}")
-        found.extend(module.READERS)
-    return tuple(found)
+    """Every reader, in sniffing order (imports every reader module)."""
+    return tuple(r for name, _ in _READER_MODULES for r in _module_readers(name))
 
 
 def reader_named(name: str) -> Reader:
@@ -74,9 +98,12 @@ def sniff(stream: BinaryIO) -> Reader | None:
     stream.seek(0)
     head = stream.read(HEAD_BYTES)
     stream.seek(0)
-    for reader in readers():
-        if reader.sniff(head, size):
-            return reader
+    for name, admits in _READER_MODULES:
+        if admits is not None and not admits(head, size):
+            continue
+        for reader in _module_readers(name):
+            if reader.sniff(head, size):
+                return reader
     return None
 
 

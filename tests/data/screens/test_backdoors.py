@@ -9,7 +9,7 @@ from ._poison import corner, plant_patch, scores
 
 @pytest.mark.parametrize(
     ("size", "rate", "source", "target"),
-    [(2, 0.10, 1, 7), (2, 0.05, 3, 8), (3, 0.10, 3, 8), (2, 0.10, 0, 6)],
+    [(2, 0.10, 1, 7), (2, 0.05, 3, 8), (3, 0.10, 3, 8), (2, 0.10, 0, 6), (2, 0.10, 5, 9)],
 )
 def test_digit_patch_found_without_being_told_the_target(size, rate, source, target):
     x, y = load_digits(return_X_y=True)

@@ -8,19 +8,28 @@ for the trigger itself instead, without being told the target class:
 1. Robust per-feature statistics (median, MAD) mark each cell that is far from the
    bulk of its column. A patch trigger makes the same few cells extreme in every
    poisoned row.
-2. A feature is a trigger candidate for class c when its extreme cells fall in class c
-   far more often than chance (a hypergeometric tail test) while covering at most
-   `max_fraction` of that class. Candidates of one class whose rows overlap are one
+2. Each row's class by its leave-one-out k-NN neighbours, with every extreme cell muted
+   (set to the column median): a relabeled row is judged by its content, and its
+   neighbours are the clean rows of its real class, which outnumber the poisoned ones.
+   Rows whose neighbours disagree with their label are "mismatched".
+3. Per class c, a feature is a trigger candidate when its extreme cells crowd into the
+   mismatched rows of c (a hypergeometric tail test, Bonferroni over the features, and
+   at least `min_share` of those rows). Candidates carried by the same rows are one
    trigger (a 2x2 patch is four features carried by the same rows).
-3. The carriers are the rows of class c extreme in at least half the trigger's
-   features. With the trigger masked (set to the column median), a k-NN model fitted
-   on the other rows predicts the carriers' class from their content. Natural rare
-   features of c keep being predicted as c; relabeled rows are predicted as their
-   real (source) class. A trigger whose carriers mostly mismatch is a backdoor: its
-   mismatching carriers are the suspects, c is the target, their majority is the source.
+4. The carriers are the rows of c extreme in all but one of the trigger's features.
+   With the whole patch muted, their classes are judged again; carriers whose content
+   says another class are the suspects, plus any row of c with the suspects' exact
+   trigger values (one poisoned row left behind can be enough to teach the trigger).
+   c is the target, the suspects' majority content is the source. Features the source
+   class is itself often extreme on are its look, not a trigger; a weaker trigger that
+   mostly re-finds a stronger one's rows is dropped.
 
-`spectral_signatures` is the baseline (Tran et al. 2018), here for comparison and for
-representations where no input-space trigger exists.
+Random label noise makes mismatched rows too, but no feature crowds into them, so it is
+not reported here (the label screen reports it). The search sees triggers that push some
+features beyond the bulk of their columns; one hidden inside every column's normal range
+is not found.
+
+`spectral_signatures` is the published baseline (Tran et al. 2018), for comparison.
 """
 
 from __future__ import annotations
@@ -124,9 +133,12 @@ def find_backdoors(
             suspects = _same_pattern(features, codes, target, trigger, suspects)
             source = int(np.bincount(again[suspects]).argmax())
             # A feature the source class is often extreme on anyway is its content, not
-            # the trigger: the relabeled rows carry it too. Report the rest.
+            # the trigger: the relabeled rows carry it too. Report the rest; with nothing
+            # left, the "trigger" is just what relabeled rows of the source look like.
             own = extreme[codes == source][:, trigger].mean(axis=0) < min_share
-            shown = [f for f, keep in zip(trigger, own, strict=True) if keep] or trigger
+            shown = [f for f, keep in zip(trigger, own, strict=True) if keep]
+            if not shown:
+                continue  # all of it is the source class's own look: relabeling, no trigger
             found.append(
                 Trigger(
                     features=tuple(int(f) for f in shown),
@@ -138,7 +150,23 @@ def find_backdoors(
                 )
             )
     found.sort(key=lambda t: (-len(t.rows), t.features))
-    return BackdoorResult(triggers=tuple(found), method="trigger-search")
+    return BackdoorResult(triggers=_distinct(found), method="trigger-search")
+
+
+def _distinct(found: list[Trigger]) -> tuple[Trigger, ...]:
+    """Drop a weaker trigger whose rows are mostly a stronger one's of the same target.
+
+    The relabeled rows share more than the trigger: a feature typical of their source
+    class can look like a second, smaller trigger that mostly re-finds the same rows and
+    adds natural rows of the target that happen to carry it.
+    """
+    kept: list[Trigger] = []
+    for trigger in found:
+        taken = {r for k in kept if k.target == trigger.target for r in k.rows}
+        if len(taken.intersection(trigger.rows)) * 2 >= len(trigger.rows):
+            continue
+        kept.append(trigger)
+    return tuple(kept)
 
 
 def _content_labels(
