@@ -33,15 +33,8 @@ def payload_pickle(protocol: int = 2) -> bytes:
 
 
 def importable_readers() -> tuple[_dispatch.Reader, ...]:
-    """The registry's readers whose modules import (others are written in parallel)."""
-    found: list[_dispatch.Reader] = []
-    for name in _dispatch._READER_MODULES:
-        try:
-            module = importlib.import_module(f"mlwarden.artifacts._formats.{name}")
-        except Exception:
-            continue
-        found.extend(module.READERS)
-    return tuple(found)
+    """Every reader of the registry."""
+    return _dispatch.readers()
 
 
 def have_module(name: str) -> bool:
@@ -131,15 +124,13 @@ class RecordingAnalyzer:
 
 
 def install_fixtures(monkeypatch: object, recorder: RecordingAnalyzer | None) -> None:
-    """Use the importable readers, and optionally the recording analyzer."""
+    """Optionally replace the pickle analyzer with the recording one."""
     import sys
     import types
 
     import pytest
 
     assert isinstance(monkeypatch, pytest.MonkeyPatch)
-    found = importable_readers()
-    monkeypatch.setattr(_dispatch, "readers", lambda: found)
     if recorder is not None:
         module = types.ModuleType(REAL_ANALYZER)
         module.analyze_pickle = recorder  # type: ignore[attr-defined]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from tests.conftest import Corpus
+
 from mlwarden.artifacts import _dispatch
 from mlwarden.artifacts._dispatch import HEAD_BYTES, _module_readers
-from tests.conftest import Corpus
 
 
 def _heads(corpus: Corpus) -> list[tuple[bytes, int]]:
