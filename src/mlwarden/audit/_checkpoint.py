@@ -184,47 +184,15 @@ def verify_checkpoint(checkpoint: Checkpoint, public_key: ec.EllipticCurvePublic
 
 
 def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """An unencrypted EC P-256/P-384 private key from a PEM file (E102, E112 otherwise)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    """An unencrypted EC P-256/P-384 private key from a PEM file (E102, E112 otherwise):
+    the same keys, and the same checks, as model signing."""
+    from mlwarden.signing._keys import load_private_key as load
 
-    data = _read_key(path, "private key")
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise SigningKeyError(f"private key {path} is encrypted") from None
-    except ValueError:
-        raise SigningKeyError(f"{path} is not a PEM private key") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise SigningKeyError(f"private key {path} is not an EC key (use P-256 or P-384)")
-    _hash_for(key.public_key())
-    return key
+    return load(path)
 
 
 def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
     """An EC P-256/P-384 public key from a PEM file (E102, E112 otherwise)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from mlwarden.signing._keys import load_public_key as load
 
-    data = _read_key(path, "public key")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError):
-        raise SigningKeyError(f"{path} is not a PEM public key") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise SigningKeyError(f"public key {path} is not an EC key (use P-256 or P-384)")
-    _hash_for(key)
-    return key
-
-
-def _read_key(path: Path, what: str) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_FILE + 1)
-    except FileNotFoundError:
-        raise PathNotFoundError(f"{what} {path} does not exist") from None
-    except OSError as exc:
-        raise SigningKeyError(f"cannot read {what} {path}: {exc.strerror}") from None
-    if len(data) > _MAX_FILE:
-        raise SigningKeyError(f"{what} {path} is larger than 64 KiB")
-    return data
+    return load(path)
