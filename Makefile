@@ -54,10 +54,18 @@ unit: $(STAMP) $(SARIF_SCHEMA) $(INTEROP_STAMP)
 test: demo lint typecheck unit
 
 bench: $(STAMP) $(INTEROP_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	bash bench/setup_peers.sh
+	bash bench/setup_art.sh
 	$(BIN)/python bench/scan_compare.py
 	$(BIN)/python bench/large_files.py
 	$(BIN)/python bench/sign_verify.py
+	$(BIN)/python bench/gateway_load.py
+	$(BIN)/python bench/data_screen.py
+	$(BIN)/python bench/data_pii.py
+	$(BIN)/python bench/audit_append.py
+	$(BIN)/python bench/budgets_consume.py
+	$(BIN)/python bench/identity_authz.py
 
 clean:
-	rm -rf $(VENV) $(INTEROP) .cache .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info
+	rm -rf $(VENV) $(INTEROP) bench/.venv-peers bench/.venv-art bench/.work .cache .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info
