@@ -147,7 +147,7 @@ def test_checkpoint_files_and_keys(tmp_path: Path, keys: Callable[..., KeyFiles]
     )
     with pytest.raises(SigningKeyError, match="not a PEM private key"):
         load_private_key(pair.public)
-    with pytest.raises(SigningKeyError, match="not a PEM public key|larger than"):
+    with pytest.raises(SigningKeyError, match=r"not a PEM public key|larger than"):
         load_public_key(big)
     with pytest.raises(SigningKeyError, match="not a PEM public key"):
         load_public_key(pair.private)
