@@ -13,11 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.artifacts.test_containers_support import (
-    PICKLE_READER,
-    REAL_ANALYZER,
     Payload,
     RecordingAnalyzer,
-    have_module,
     install_fixtures,
     payload_pickle,
     rule_ids,
@@ -155,7 +152,6 @@ def test_inner_names() -> None:
     assert compressed.inner_name("model.joblib") == "model.joblib"
 
 
-@pytest.mark.skipif(not have_module(PICKLE_READER), reason="pickle reader not written yet")
 @pytest.mark.parametrize("compress", [3, ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3), 0])
 def test_real_joblib_files(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, compress: object
@@ -176,7 +172,6 @@ def test_real_joblib_files(
     assert "PKL001" in rule_ids(scan_path(evil))
 
 
-@pytest.mark.skipif(not have_module(REAL_ANALYZER), reason="pickle analyzer not written yet")
 def test_gzip_of_object_npy_with_the_real_analyzer(monkeypatch: pytest.MonkeyPatch) -> None:
     install_fixtures(monkeypatch, None)
     ctx = scan_bytes(gzip.compress(object_npy(payload_pickle())), "evil.npy.gz")

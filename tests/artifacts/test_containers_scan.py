@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.artifacts.test_containers_support import (
-    REAL_ANALYZER,
     Payload,
-    have_module,
     payload_pickle,
 )
 
@@ -24,10 +22,6 @@ from mlwarden.report import Status
 torch = pytest.importorskip("torch")
 joblib = pytest.importorskip("joblib")
 py7zr = pytest.importorskip("py7zr")
-pytestmark = pytest.mark.skipif(
-    not have_module(REAL_ANALYZER) or not have_module("mlwarden.artifacts._formats.pickles"),
-    reason="the pickle analyzer and reader are written in parallel",
-)
 
 
 def net() -> torch.nn.Module:

@@ -14,9 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.artifacts.test_containers_support import (
-    REAL_ANALYZER,
     RecordingAnalyzer,
-    have_module,
     install_fixtures,
     payload_pickle,
     rule_ids,
@@ -208,7 +206,6 @@ def test_small_int_pickles() -> None:
     assert tarfiles.small_int_pickle(pickle.dumps([1])) is None
 
 
-@pytest.mark.skipif(not have_module(REAL_ANALYZER), reason="pickle analyzer not written yet")
 def test_legacy_torch_tar_with_the_real_analyzer(monkeypatch: pytest.MonkeyPatch) -> None:
     install_fixtures(monkeypatch, None)
     assert "PKL001" in rule_ids(scan_bytes(legacy_torch_tar(view_payload=True), "old.tar"))

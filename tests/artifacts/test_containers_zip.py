@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.artifacts.test_containers_support import (
-    PICKLE_READER,
-    REAL_ANALYZER,
     Payload,
     RecordingAnalyzer,
     have_module,
@@ -113,7 +111,6 @@ def test_large_checkpoint_reads_only_its_pickle(
     assert Counting.read_bytes < 1024 * 1024
 
 
-@pytest.mark.skipif(not have_module(REAL_ANALYZER), reason="pickle analyzer not written yet")
 def test_real_torch_files_are_clean_with_the_real_analyzer(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -137,7 +134,6 @@ def test_real_torch_files_are_clean_with_the_real_analyzer(
     assert "PKL001" in rule_ids(scan_path(evil))
 
 
-@pytest.mark.skipif(not have_module(REAL_ANALYZER), reason="pickle analyzer not written yet")
 def test_full_module_save_is_clean_with_the_real_analyzer(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -150,7 +146,6 @@ def test_full_module_save_is_clean_with_the_real_analyzer(
 # --- TorchScript ----------------------------------------------------------------
 
 
-@pytest.mark.skipif(not have_module(REAL_ANALYZER), reason="pickle analyzer not written yet")
 def test_real_torchscript_is_clean_with_the_real_analyzer(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -516,7 +511,6 @@ def test_real_keras_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert "KERAS003" in rule_ids(scan_path(broken))
 
 
-@pytest.mark.skipif(not have_module(PICKLE_READER), reason="pickle reader not written yet")
 def test_pickle_zip_polyglot_end_to_end(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     install_fixtures(monkeypatch, None)
     path = tmp_path / "model.pkl"
