@@ -41,10 +41,9 @@ class Verdict(enum.Enum):
 
     @staticmethod
     def worst(verdicts: list[Verdict]) -> Verdict:
+        # Ties keep the first seen: a failed check and a suspicious finding gate alike.
         result = Verdict.CLEAN
         for verdict in verdicts:
-            if verdict.rank > result.rank or (
-                verdict is Verdict.MALICIOUS and result is not Verdict.MALICIOUS
-            ):
+            if verdict.rank > result.rank:
                 result = verdict
         return result

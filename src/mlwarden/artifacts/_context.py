@@ -60,6 +60,9 @@ class ScanContext:
     started: float = field(default_factory=time.monotonic)
     decompressed: int = 0
     formats: list[str] = field(default_factory=list)
+    # Keys of every finding recorded: hostile archives can yield a finding per member,
+    # so collapsing duplicates must not scan the list each time.
+    _seen: set[tuple[object, ...]] = field(default_factory=set, repr=False)
 
     def add(
         self,
@@ -78,7 +81,9 @@ class ScanContext:
             severity=severity,
             detail={k: str(v) for k, v in detail.items()},
         )
-        if finding not in self.findings:
+        key = (rule_id, message, location, finding.severity, *sorted(finding.detail.items()))
+        if key not in self._seen:
+            self._seen.add(key)
             self.findings.append(finding)
 
     def check_time(self) -> None:

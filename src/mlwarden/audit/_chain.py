@@ -34,6 +34,24 @@ Row = tuple[int, str, str, bytes]
 """A stored record as the backends return it: (seq, prev_hash, hash, canonical event)."""
 
 
+def stored_row(values: tuple[object, ...]) -> Row:
+    """A database row as typed values. What a tamperer left is coerced (and then fails
+    its link check), never trusted: a wrong type is not an exception."""
+    seq, prev, digest, event = values
+    if isinstance(event, str):
+        data = event.encode("utf-8", "surrogatepass")
+    elif isinstance(event, bytes | bytearray | memoryview):
+        data = bytes(event)
+    else:
+        data = b""
+    return (
+        seq if isinstance(seq, int) else -1,
+        prev if isinstance(prev, str) else "",
+        digest if isinstance(digest, str) else "",
+        data,
+    )
+
+
 def link_hash(prev_hash: str, event: bytes, seq: int) -> str:
     """The hash of record `seq` holding `event` after a record whose hash is `prev_hash`."""
     digest = hashlib.sha256(_DOMAIN)

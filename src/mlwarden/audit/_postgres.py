@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from mlwarden.audit._chain import GENESIS, ChainHead, Row, chain_rows
+from mlwarden.audit._chain import GENESIS, ChainHead, Row, chain_rows, stored_row
 from mlwarden.audit._event import AuditEvent
 from mlwarden.audit._log import AuditLog, Snapshot, check_table_name, table_suffix
 from mlwarden.errors import AuditStoreError, MissingExtraError
@@ -195,7 +195,7 @@ class PostgresAuditLog(AuditLog):
             )
         except self._psycopg.Error as exc:
             raise self._store_error("read", exc) from None
-        return [_row(r) for r in reversed(rows)]
+        return [stored_row(r) for r in reversed(rows)]
 
     @contextmanager
     def _snapshot(self) -> Iterator[Snapshot]:
@@ -216,7 +216,7 @@ class PostgresAuditLog(AuditLog):
                             "ORDER BY seq"
                         )
                         for r in cursor:
-                            yield _row(r)
+                            yield stored_row(r)
                 except psycopg.Error as exc:
                     raise self._store_error("read", exc) from None
 
@@ -237,13 +237,3 @@ class PostgresAuditLog(AuditLog):
 
     def _close(self) -> None:
         self._conn.close()
-
-
-def _row(r: tuple[Any, ...]) -> Row:
-    seq, prev, digest, event = r
-    return (
-        seq if isinstance(seq, int) else -1,
-        prev if isinstance(prev, str) else "",
-        digest if isinstance(digest, str) else "",
-        event.encode("utf-8", "surrogatepass") if isinstance(event, str) else b"",
-    )

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlwarden.audit._chain import GENESIS, ChainHead, Row, chain_rows
+from mlwarden.audit._chain import GENESIS, ChainHead, Row, chain_rows, stored_row
 from mlwarden.audit._event import AuditEvent
 from mlwarden.audit._log import AuditLog, Snapshot, check_table_name, table_suffix
 from mlwarden.errors import AuditStoreError, PathNotFoundError
@@ -158,7 +158,7 @@ class SqliteAuditLog(AuditLog):
             ).fetchall()
         except sqlite3.Error as exc:
             raise self._store_error("read", exc) from None
-        return [_row(r) for r in reversed(rows)]
+        return [stored_row(r) for r in reversed(rows)]
 
     @contextmanager
     def _snapshot(self) -> Iterator[Snapshot]:
@@ -179,7 +179,7 @@ class SqliteAuditLog(AuditLog):
                     )
                     while batch := cursor.fetchmany(_FETCH):
                         for r in batch:
-                            yield _row(r)
+                            yield stored_row(r)
                 except sqlite3.Error as exc:
                     raise self._store_error("read", exc) from None
 
@@ -200,15 +200,3 @@ class SqliteAuditLog(AuditLog):
 
     def _close(self) -> None:
         self._conn.close()
-
-
-def _row(r: tuple[object, ...]) -> Row:
-    """A stored row as typed values; what a tamperer left is coerced, never trusted."""
-    seq, prev, digest, event = r
-    data = event.encode("utf-8", "surrogatepass") if isinstance(event, str) else bytes(event)  # type: ignore[call-overload]
-    return (
-        seq if isinstance(seq, int) else -1,
-        prev if isinstance(prev, str) else "",
-        digest if isinstance(digest, str) else "",
-        data,
-    )

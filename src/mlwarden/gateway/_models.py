@@ -9,6 +9,7 @@ granting `raw` ever returns to a caller (see `_minimize`).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -123,7 +124,7 @@ class ServedModel(Protocol):
     async def aclose(self) -> None: ...
 
 
-class _Local:
+class _Local(abc.ABC):
     """Shared part of the in-process adapters: one input, inline or offloaded predict."""
 
     local = True
@@ -151,8 +152,9 @@ class _Local:
     async def aclose(self) -> None:
         return None
 
+    @abc.abstractmethod
     def _predict(self, x: Array) -> ModelOutput:
-        raise NotImplementedError
+        """One framework's prediction on the validated input (each adapter's own)."""
 
     def _from_scores(
         self, scores: Array, kind: str, raw: tuple[tuple[str, Array], ...]
