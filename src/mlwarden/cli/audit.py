@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mlwarden.cli._common import EXIT_CLEAN, EXIT_FINDINGS
+from mlwarden.cli._common import EXIT_CLEAN, EXIT_FINDINGS, FORMAT_OPTION, OUTPUT_OPTION
 from mlwarden.errors import OutputError, UsageError
 
 if TYPE_CHECKING:
@@ -51,21 +51,8 @@ def audit_group() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The EC public key (PEM) that signed the checkpoint.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "sarif"]),
-    default="table",
-    show_default=True,
-    help="Output format (sarif: a GW050-GW053 finding for a broken chain).",
-)
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the result to FILE instead of standard output.",
-)
+@FORMAT_OPTION
+@OUTPUT_OPTION
 def verify_command(
     db: str, table: str, checkpoint: Path | None, key: Path | None, fmt: str, output: Path | None
 ) -> int:
