@@ -497,6 +497,24 @@ class ModelExecutionError(UpstreamError):
     http_status = 500
 
 
+# --- E145-E149: data screens (representation space, baselines) -----------------
+# (add data-screen error classes here)
+
+# --- E160-E169: runtime detectors' reference data and fitting ------------------
+# (add detector-core error classes here)
+
+# --- E170-E179: assessment (attacks E170-E174; targets, reports, thresholds E175-E179) --
+# (add assessment error classes here)
+
+# --- E180-E189: update gate -----------------------------------------------------
+# (add update-gate error classes here)
+
+# --- E190-E199: federated aggregation -------------------------------------------
+# (add federated-aggregation error classes here)
+
+# --- E320-E329: runtime responses (quarantine, admin release) -------------------
+# (add runtime-response error classes here)
+
 # --- E9xx: internal -----------------------------------------------------------
 
 

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mlwarden.assess._config import AssessConfig
 from mlwarden.audit._config import AuditConfig
 from mlwarden.authz._config import AuthorizationConfig
 from mlwarden.budgets._config import BudgetsConfig
+from mlwarden.detect._config import DetectorsConfig
 from mlwarden.errors import PolicyFileError
 from mlwarden.identity._config import IdentityConfig
 from mlwarden.serving._config import GatewayConfig
+from mlwarden.update._config import UpdateConfig
 
 if TYPE_CHECKING:
     import yaml
@@ -100,6 +103,9 @@ class PolicyFile:
     identity: IdentityConfig | None = None
     authorization: AuthorizationConfig | None = None
     gateway: GatewayConfig | None = None
+    detectors: DetectorsConfig | None = None
+    assess: AssessConfig | None = None
+    update: UpdateConfig | None = None
 
 
 # --- boundary models: what the YAML may say -----------------------------------------------
@@ -167,6 +173,9 @@ class _PolicyModel(_Strict):
     identity: IdentityConfig | None = None
     authorization: AuthorizationConfig | None = None
     gateway: GatewayConfig | None = None
+    detectors: DetectorsConfig | None = None
+    assess: AssessConfig | None = None
+    update: UpdateConfig | None = None
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -212,6 +221,9 @@ def parse_policy(text: str, *, base: Path, source: Path | None = None) -> Policy
         identity=model.identity,
         authorization=model.authorization,
         gateway=model.gateway,
+        detectors=model.detectors,
+        assess=model.assess,
+        update=model.update,
     )
 
 

@@ -1,0 +1,11 @@
+"""The `assess` section of `mlwarden.yaml` (boundary model, pydantic, extra=forbid)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class AssessConfig(BaseModel):
+    """The `assess` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

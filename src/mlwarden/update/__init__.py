@@ -1,0 +1,1 @@
+"""mlwarden.update."""
