@@ -11,18 +11,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mlwarden.assess._config import AssessConfig
 from mlwarden.audit._config import AuditConfig
 from mlwarden.authz._config import AuthorizationConfig
 from mlwarden.budgets._config import BudgetsConfig
-from mlwarden.detect._config import DetectorsConfig
 from mlwarden.errors import PolicyFileError
 from mlwarden.identity._config import IdentityConfig
 from mlwarden.serving._config import GatewayConfig
-from mlwarden.update._config import UpdateConfig
 
 if TYPE_CHECKING:
     import yaml
+
+    from mlwarden.assess._config import AssessConfig
+    from mlwarden.detect._config import DetectorsConfig
+    from mlwarden.update._config import UpdateConfig
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 
@@ -173,9 +174,11 @@ class _PolicyModel(_Strict):
     identity: IdentityConfig | None = None
     authorization: AuthorizationConfig | None = None
     gateway: GatewayConfig | None = None
-    detectors: DetectorsConfig | None = None
-    assess: AssessConfig | None = None
-    update: UpdateConfig | None = None
+    # Sections of the heavier areas stay raw here and are validated by their own model
+    # only when present: loading a trust policy must not import torch or scikit-learn.
+    detectors: dict[str, Any] | None = None
+    assess: dict[str, Any] | None = None
+    update: dict[str, Any] | None = None
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -221,10 +224,33 @@ def parse_policy(text: str, *, base: Path, source: Path | None = None) -> Policy
         identity=model.identity,
         authorization=model.authorization,
         gateway=model.gateway,
-        detectors=model.detectors,
-        assess=model.assess,
-        update=model.update,
+        detectors=_section(where, "detectors", model.detectors),
+        assess=_section(where, "assess", model.assess),
+        update=_section(where, "update", model.update),
     )
+
+
+def _section(where: str, name: str, raw: dict[str, Any] | None) -> Any:
+    """Validate one lazily imported section with its area's model, or None when absent."""
+    if raw is None:
+        return None
+    import importlib
+
+    module, cls = _LAZY_SECTIONS[name]
+    model = getattr(importlib.import_module(module), cls)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in (name, *first["loc"]))
+        raise PolicyFileError(f"{where}: {field}: {first['msg']}") from None
+
+
+_LAZY_SECTIONS = {
+    "detectors": ("mlwarden.detect._config", "DetectorsConfig"),
+    "assess": ("mlwarden.assess._config", "AssessConfig"),
+    "update": ("mlwarden.update._config", "UpdateConfig"),
+}
 
 
 def _to_trust(model: _TrustModel | None, base: Path) -> TrustPolicy:
