@@ -1,4 +1,5 @@
-"""Latency of BudgetStore.consume() per backend: p50 and p99 of single calls, one thread.
+"""Latency of BudgetStore.consume() per backend: p50 and p99 of single calls, one thread;
+and of aconsume() on an event loop with 1 and 16 concurrent tasks (SQLite, Redis).
 
     .venv/bin/python bench/budgets_consume.py [--calls 20000]
 
@@ -44,7 +45,9 @@ def measure(consume, calls: int) -> dict[str, float]:  # type: ignore[no-untyped
     }
 
 
-def measure_async(store: RedisStore, calls: int, concurrency: int) -> dict[str, float]:
+def measure_async(
+    store: RedisStore | SQLiteStore, calls: int, concurrency: int
+) -> dict[str, float]:
     async def run() -> dict[str, float]:
         timings: list[int] = []
 
@@ -114,6 +117,14 @@ def main() -> None:
             store = SQLiteStore(Path(tmp) / f"b-{sync}.sqlite3", POLICY, synchronous=sync)
             results[f"sqlite ({sync})"] = measure(lambda i, s=store: s.consume(i, "iris"), calls)
             store.close()
+            # The gateway's path: aconsume on an event loop (inline when the lock is free,
+            # group commits on the writer thread otherwise; always the writer with `full`).
+            for concurrency in (1, 16):
+                store = SQLiteStore(Path(tmp) / f"a-{sync}.sqlite3", POLICY, synchronous=sync)
+                results[f"sqlite ({sync}, async, {concurrency} tasks)"] = measure_async(
+                    store, calls if sync == "normal" else calls // 10, concurrency
+                )
+                store.close()
         proc, url = start_redis(Path(tmp))
         try:
             redis = RedisStore(url, POLICY)

@@ -1,8 +1,9 @@
 """Real stores for the audit tests: a SQLite file per test, a PostgreSQL table per test.
 
-PostgreSQL is the server on 127.0.0.1:5432 (database `test`, trust auth), which CI
-provides; each test gets its own table (and meta table and trigger function) and
-drops them afterwards. `Store.tamper` runs raw SQL with the append-only triggers
+PostgreSQL is a throwaway server the tests start once per session (tests/audit/pg_server.py:
+initdb + pg_ctl on a free port of 127.0.0.1, database `test`, trust auth), started only
+when a PostgreSQL test runs; each test gets its own table (and meta table and trigger
+function) and drops them afterwards. `Store.tamper` runs raw SQL with the append-only triggers
 removed: what an attacker with write access to the database can do.
 """
 
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mlwarden.audit import AuditEvent, AuditLog, Decision, open_audit_log
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from .pg_server import PostgresServer, postgres_server
 
 
 def event(i: int, **changes: Any) -> AuditEvent:
@@ -104,17 +105,24 @@ class Store:
                 conn.execute(f"DROP FUNCTION IF EXISTS {t}_append_only()")
 
 
-def make_store(kind: str, tmp_path: Path) -> Store:
+def make_store(kind: str, tmp_path: Path, pg: PostgresServer | None = None) -> Store:
     table = f"audit_{uuid.uuid4().hex[:12]}"
     if kind == "sqlite":
         return Store(kind=kind, url=f"sqlite:///{tmp_path / 'audit.db'}", table=table)
+    assert pg is not None
     # The application name tells this test's connections apart in pg_stat_activity.
-    return Store(kind=kind, url=f"{PG_URL}?application_name={table}", table=table)
+    return Store(kind=kind, url=f"{pg.url()}?application_name={table}", table=table)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    yield from postgres_server()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made = make_store(request.param, tmp_path)
+    pg = request.getfixturevalue("pg_server") if request.param == "postgres" else None
+    made = make_store(request.param, tmp_path, pg)
     yield made
     made.cleanup()
 
@@ -127,8 +135,8 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def pg_store(tmp_path: Path) -> Iterator[Store]:
-    made = make_store("postgres", tmp_path)
+def pg_store(tmp_path: Path, pg_server: PostgresServer) -> Iterator[Store]:
+    made = make_store("postgres", tmp_path, pg_server)
     yield made
     made.cleanup()
 

@@ -154,3 +154,26 @@ def test_linger_gathers_events_that_arrive_one_at_a_time(tmp_path: Path) -> None
     assert commits[0] > 1  # the first commit waited for the events behind it
     assert log.verify().intact
     log.close()
+
+
+def test_a_flush_or_close_cuts_the_linger_short(tmp_path: Path) -> None:
+    from mlwarden.audit import AuditEvent, BatchedAuditWriter, Decision, open_audit_log
+    from mlwarden.audit._writer import WriterLimits
+
+    log = open_audit_log(f"sqlite:///{tmp_path / 'a.db'}")
+    writer = BatchedAuditWriter(log, limits=WriterLimits(linger_s=1.0))
+    for index in range(2):
+        writer.submit(
+            AuditEvent(kind="infer", decision=Decision.ALLOW, reason="ok", request_id=f"f{index}")
+        )
+        time.sleep(0.05)  # the writer has taken the first event and lingers
+        started = time.monotonic()
+        writer.flush(timeout=5)
+        assert time.monotonic() - started < 0.5  # not the whole second of linger
+    writer.submit(AuditEvent(kind="infer", decision=Decision.ALLOW, reason="ok", request_id="c"))
+    time.sleep(0.05)
+    started = time.monotonic()
+    writer.close()
+    assert time.monotonic() - started < 0.5
+    assert [r.event.request_id for r in log.tail(10)] == ["f0", "f1", "c"]
+    log.close()

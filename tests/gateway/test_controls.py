@@ -365,6 +365,70 @@ def test_unreachable_budget_store_fails_closed(env: Env, tmp_path: Any) -> None:
     assert events[1]["detail"] == {"budget": "fail_open"}
 
 
+def test_a_locked_sqlite_budget_store_fails_closed_without_stalling_the_gateway(
+    env: Env, tmp_path: Any
+) -> None:
+    """The embedded default store, held by another writer: budgeted calls are refused
+    (E403, 503) unless the model fails open, and calls that need no budget are answered
+    meanwhile: the gateway's event loop never waits for the file's lock."""
+    import asyncio
+    import sqlite3
+
+    from tests.gateway.support import make_env
+
+    locked = make_env(
+        tmp_path / "locked",
+        env.models,
+        budgets={
+            "store": {"kind": "sqlite", "path": "budgets.sqlite3", "busy_timeout": 1.0},
+            "defaults": {"rate": 10000, "burst": 10000, "quota": 1000000},
+            "models": {"digits-label": {"fail_open": True}},
+        },
+    )
+
+    async def scenario() -> tuple[list[Any], list[float], Any]:
+        gateway = locked.gateway()
+        blocker = sqlite3.connect(locked.folder / "budgets.sqlite3", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process's write lock, as it were
+        try:
+            started = asyncio.get_running_loop().time()
+            budgeted = asyncio.gather(
+                call(gateway, "POST", "/v2/models/digits/infer",
+                     headers=locked.key("batch"), json_body=locked.body()),
+                call(gateway, "POST", "/v2/models/digits-label/infer",
+                     headers=locked.key("batch"), json_body=locked.body()),
+            )  # fmt: skip
+            await asyncio.sleep(0.05)
+            # Metadata needs no budget: it is answered while the budgeted calls wait.
+            metadata = await call(gateway, "GET", "/v2/models/digits", headers=locked.key("batch"))
+            answered_at = asyncio.get_running_loop().time() - started
+            results = await budgeted
+            waited = asyncio.get_running_loop().time() - started
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        after = await call(
+            gateway, "POST", "/v2/models/digits/infer",
+            headers=locked.key("batch"), json_body=locked.body(),
+        )  # fmt: skip
+        await gateway.aclose()
+        return [*results, metadata], [answered_at, waited], after
+
+    (refused, fail_open, metadata), (answered_at, waited), after = run(scenario())
+    assert refused.status_code == 503 and refused.json()["code"] == "E403"
+    assert fail_open.status_code == 200
+    assert metadata.status_code == 200 and answered_at < 0.9 <= waited
+    assert after.status_code == 200  # the lock is gone: service resumes
+    events = _events(locked)
+    by_model = {(e["kind"], e["model"]): e for e in events}
+    assert by_model[("infer", "digits-label")]["detail"] == {"budget": "fail_open"}
+    assert [(e["kind"], e["reason"]) for e in events if e["model"] == "digits"] == [
+        ("metadata", "ok"),
+        ("infer", "E403"),
+        ("infer", "ok"),
+    ]
+
+
 def test_bad_input_is_a_4xx_with_a_stable_code(env: Env) -> None:
     good = env.body(1)["inputs"][0]
     row = good["data"]

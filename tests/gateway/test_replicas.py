@@ -1,5 +1,6 @@
 """Several gateway replicas: budgets exact across them in a real redis-server the test starts,
-one audit chain in PostgreSQL that concurrent replicas never break."""
+one audit chain in a real PostgreSQL server the tests start, which concurrent replicas never
+break."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.audit.pg_server import PostgresServer, postgres_server
 from tests.gateway.support import Models, free_port, make_env, running
 
 from mlwarden.audit import open_audit_log
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    yield from postgres_server()
 
 
 @pytest.fixture
@@ -51,18 +56,23 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_table() -> Iterator[str]:
+def pg_url(pg_server: PostgresServer) -> str:
+    return pg_server.url()
+
+
+@pytest.fixture
+def pg_table(pg_url: str) -> Iterator[str]:
     import psycopg
 
     table = f"gw_audit_{uuid.uuid4().hex[:10]}"
     yield table
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_meta")
         conn.execute(f"DROP FUNCTION IF EXISTS {table}_append_only()")
 
 
 def test_two_replicas_share_budgets_and_one_audit_chain(
-    tmp_path: Path, models: Models, redis_url: str, pg_table: str
+    tmp_path: Path, models: Models, redis_url: str, pg_url: str, pg_table: str
 ) -> None:
     env = make_env(
         tmp_path / "gw",
@@ -72,7 +82,7 @@ def test_two_replicas_share_budgets_and_one_audit_chain(
             "defaults": {"rate": 10000, "burst": 10000, "quota": 1000000},
             "models": {"quota": {"quota": 10, "period": "day"}},
         },
-        audit_url=PG_URL,
+        audit_url=pg_url,
         audit_table=pg_table,
     )
     replicas = [env.gateway(), env.gateway()]
@@ -104,7 +114,7 @@ def test_two_replicas_share_budgets_and_one_audit_chain(
     assert statuses.count(200) == 10  # the quota of 10, exact across both replicas
     assert statuses.count(429) == 10
     assert statuses.count(-200) == 20
-    log = open_audit_log(PG_URL, table=pg_table, create=False)
+    log = open_audit_log(pg_url, table=pg_table, create=False)
     try:
         verification = log.verify()
         assert verification.intact and verification.records == 40

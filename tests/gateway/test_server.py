@@ -400,3 +400,69 @@ def test_tls_and_mutual_tls(tmp_path: Path, models: Models) -> None:
         log.close()
     assert identities == ["mtls:scorer", None, None, "api_key:batch"]
     assert os.path.exists(server.cert)
+
+
+def test_jwt_keys_from_a_jwks_url(tmp_path: Path, models: Models) -> None:
+    """The gateway takes its JWT keys from a JWKS URL (a real HTTP server on 127.0.0.1):
+    tokens signed by the published key pass, a key it does not publish is refused."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from tests.gateway.support import AUDIENCE, ISSUER
+
+    folder = tmp_path / "gw"
+    hits: list[str] = []
+
+    class Publish(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            body = (folder / "jwks.json").read_bytes()  # the key set make_env wrote
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    idp = ThreadingHTTPServer(("127.0.0.1", 0), Publish)
+    threading.Thread(target=idp.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{idp.server_address[1]}/.well-known/jwks.json"
+    try:
+        env = make_env(
+            folder,
+            models,
+            identity_extra={
+                "jwt": {
+                    "issuer": ISSUER,
+                    "audience": AUDIENCE,
+                    "algorithms": ["ES256"],
+                    "jwks_url": url,
+                    "allow_http_jwks": True,
+                }
+            },
+        )
+        stranger = jwt.encode(
+            {"iss": ISSUER, "aud": AUDIENCE, "sub": "mallory", "exp": int(time.time()) + 600,
+             "roles": ["analyst"], "tenant": "acme"},
+            ec.generate_private_key(ec.SECP256R1()),
+            algorithm="ES256",
+            headers={"kid": "es-1"},
+        )  # fmt: skip
+        gateway = env.gateway()
+        with running(gateway) as base, httpx.Client(base_url=base, trust_env=False) as http:
+            allowed = http.post("/v2/models/digits/infer", headers=env.bearer(), json=env.body())
+            forged = http.post(
+                "/v2/models/digits/infer",
+                headers={"authorization": f"Bearer {stranger}"},
+                json=env.body(),
+            )
+    finally:
+        idp.shutdown()
+        idp.server_close()
+    assert allowed.status_code == 200
+    assert forged.status_code == 401 and forged.json()["code"].startswith("E3")
+    assert hits and set(hits) == {"/.well-known/jwks.json"}
+    assert _verify(env)[1] == ["ok", forged.json()["code"]]

@@ -42,6 +42,11 @@ class WriterLimits:
     (and its fsync) per event costs more CPU than the whole request; a few
     milliseconds of linger turns them into one commit, at the price of that much
     more to lose in a crash. A flush or close never lingers.
+
+    While it lingers the writer sleeps: a submit does not wake it (that would cost a
+    thread switch and a turn of the GIL per request, which on a busy machine stalls the
+    event loop), only a flush or close does. So a batch waits the whole linger unless it
+    is flushed.
     """
 
     max_batch: int = 1024
@@ -80,6 +85,8 @@ class BatchedAuditWriter:
         self._log = log
         self._limits = limits or WriterLimits()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        # Set by flush and close (after queueing their marker) to cut a linger short.
+        self._hurry = threading.Event()
         self._closed = False
         self._failure: MlwardenError | None = None
         self._written = 0
@@ -137,6 +144,7 @@ class BatchedAuditWriter:
         lost = self._lost
         marker = _Flush()
         self._queue.put(marker)
+        self._hurry.set()
         if not marker.done.wait(timeout):
             reason = f": {self._failure.message}" if self._failure else ""
             raise AuditStoreError(f"audit events were not written within {timeout} s{reason}")
@@ -149,6 +157,7 @@ class BatchedAuditWriter:
             return
         self._closed = True
         self._queue.put(_STOP)
+        self._hurry.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise AuditStoreError(
@@ -180,7 +189,7 @@ class BatchedAuditWriter:
         linger = self._limits.linger_s
         while not stop:
             item = self._queue.get()
-            deadline = 0.0
+            lingered = False
             while True:
                 if item is _STOP:
                     stop = True
@@ -193,15 +202,14 @@ class BatchedAuditWriter:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
-                    # Linger for more events, unless someone waits on a flush.
-                    if linger <= 0.0 or markers or not batch:
+                    # Linger once for more events, unless someone waits on a flush.
+                    if linger <= 0.0 or markers or not batch or lingered:
                         break
-                    now = time.monotonic()
-                    deadline = deadline or now + linger
-                    if now >= deadline:
-                        break
+                    lingered = True
+                    self._hurry.wait(linger)
+                    self._hurry.clear()  # a flush queued its marker first: it is seen below
                     try:
-                        item = self._queue.get(timeout=deadline - now)
+                        item = self._queue.get_nowait()
                     except queue.Empty:
                         break
             self._write(batch)
