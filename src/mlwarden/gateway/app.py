@@ -50,6 +50,7 @@ from mlwarden.serving import GatewayConfig, ModelConfig
 if TYPE_CHECKING:
     from mlwarden.audit import AuditLog
     from mlwarden.budgets import BudgetStore
+    from mlwarden.detect._responses import DetectorRuntime
     from mlwarden.policy import PolicyFile
 
 Scope = MutableMapping[str, Any]
@@ -96,6 +97,7 @@ class Gateway:
         audit_log: AuditLog | None = None,
         api_key_header: str | None = None,
         jwks_refresh_seconds: float | None = None,
+        detectors: DetectorRuntime | None = None,
     ) -> None:
         self.config = config
         self.authenticator = authenticator
@@ -104,6 +106,9 @@ class Gateway:
         self.audit = audit
         self.audit_log = audit_log
         self.metrics = GatewayMetrics()
+        self.detectors = detectors
+        if detectors is not None:
+            detectors.bind(audit.submit, self.metrics.registry)
         self._jwks_refresh = jwks_refresh_seconds
         self._refresher: asyncio.Task[None] | None = None
         self._entries: dict[str, _Entry] = {}
@@ -162,8 +167,11 @@ class Gateway:
             for model_config in policy.gateway.models:
                 models[model_config.name] = load_model(model_config, policy=policy, base_dir=base)
             budgets = open_store(policy.budgets or BudgetsConfig(), base=base)
+            detectors = _open_detectors(policy, base)
         except BaseException:
             log.close()
+            if budgets is not None:
+                budgets.close()
             raise
         writer = BatchedAuditWriter(log, limits=audit_config.limits())
         jwt = policy.identity.jwt
@@ -178,6 +186,7 @@ class Gateway:
             audit_log=log,
             api_key_header=policy.identity.api_keys.header if policy.identity.api_keys else None,
             jwks_refresh_seconds=refresh,
+            detectors=detectors,
         )
 
     async def aclose(self) -> None:
@@ -191,6 +200,8 @@ class Gateway:
             for entry in self._entries.values():
                 await entry.model.aclose()
             await self.budgets.aclose()
+            if self.detectors is not None:
+                await self.detectors.aclose()
         finally:
             try:
                 await asyncio.to_thread(self.audit.close)
@@ -318,6 +329,10 @@ class Gateway:
                 self._record(endpoint, request_id, principal, entry, action, start)
                 body = orjson.dumps({"name": entry.config.name, "ready": ready})
                 return await _respond(send, 200, body, request_id)
+            # Runtime detectors: a quarantined or throttled identity stops here.
+            degrade = False
+            if self.detectors is not None:
+                degrade = (await self.detectors.admit(principal.key, entry.config.name)).degrade
             # infer: budget first, so that probing the guard costs budget too.
             budget = await self.budgets.aconsume(
                 principal.key, entry.config.name, roles=principal.roles
@@ -331,6 +346,12 @@ class Gateway:
             request = parse_and_check(body, entry.config)
             result = await entry.model.apredict(request.arrays)
             mode = entry.output.mode_for(principal.roles)
+            if self.detectors is not None:
+                await self.detectors.observe_prediction(
+                    principal.key, entry.model, request.arrays, result.probabilities, request_id
+                )
+                if degrade:
+                    mode = "label"
             outputs = entry.output.apply(result, mode)
             labels = result.labels
             output_summary = {
@@ -552,6 +573,15 @@ def _metadata(config: ModelConfig) -> bytes:
             "outputs": [{"name": "label", "datatype": "BYTES", "shape": [-1]}],
         }
     )
+
+
+def _open_detectors(policy: PolicyFile, base: Path) -> DetectorRuntime | None:
+    """The runtime detectors of the `detectors:` section (references verified), or None."""
+    if policy.detectors is None or not policy.detectors.models:
+        return None
+    from mlwarden.detect._responses import DetectorRuntime
+
+    return DetectorRuntime.from_policy(policy, base=base)
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:
