@@ -1,0 +1,69 @@
+"""Canary behaviour and the trigger search: known answers on hand-made predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlwarden.update import UpdateConfig
+from mlwarden.update._behaviour import behaviour_findings, measure
+from mlwarden.update._triggers import anomaly_indices, class_triggers, search
+
+
+def _onehot(pred: list[int], classes: int = 3) -> np.ndarray:
+    out = np.full((len(pred), classes), 0.1)
+    out[np.arange(len(pred)), pred] = 0.8
+    return out
+
+
+def test_measure_known_answers() -> None:
+    y = np.array([0, 0, 1, 1, 2, 2, 2, 2, 2, 2])
+    old = _onehot([0, 0, 1, 1, 2, 2, 2, 2, 2, 2])
+    new = _onehot([0, 0, 1, 0, 2, 1, 1, 1, 2, 2])
+    b = measure(("a", "b", "c"), y, old, new)
+    assert b.accuracy_old == 1.0 and b.accuracy_new == pytest.approx(0.6)
+    assert b.class_accuracy_new == {"a": 1.0, "b": 0.5, "c": 0.5}
+    assert b.flip_rate == pytest.approx(0.4) and b.agreement == pytest.approx(0.6)
+    assert b.flips_into == {"a": pytest.approx(0.1), "b": pytest.approx(0.3)}
+    assert b.confidence_old == pytest.approx(0.8) and b.confidence_new == pytest.approx(0.52)
+    rules = [f.rule_id for f in behaviour_findings(b, UpdateConfig(), "new")]
+    assert rules == ["UPD005", "UPD006", "UPD006", "UPD007", "UPD007", "UPD008", "UPD011"]
+    loose = UpdateConfig(
+        max_accuracy_drop=0.5, max_class_accuracy_drop=0.5, max_flip_rate=0.5,
+        max_flips_into_one_class=0.5, min_agreement=0.5, max_confidence_drop=0.5,
+    )  # fmt: skip
+    assert behaviour_findings(b, loose, "new") == []
+
+
+def test_anomaly_index_known_answer() -> None:
+    index = anomaly_indices([0.1, 0.1, 0.2, 0.2, 1.0])
+    # median 0.2, MAD 0.1 * 1.4826
+    assert index[4] == pytest.approx(0.8 / 0.14826)
+    assert index[2] == 0
+    flat = anomaly_indices([0.3] * 5)
+    assert (flat == 0).all()
+
+
+def test_trigger_search_finds_the_planted_feature() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(120, 6))
+    y = (x[:, :3].argmax(axis=1)).astype(np.int64)
+
+    def old(rows: np.ndarray) -> np.ndarray:
+        scores = rows[:, :3].copy()
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def new(rows: np.ndarray) -> np.ndarray:
+        scores = old(rows)
+        # The backdoor: feature 5 at its top value sends everything to class 2.
+        scores[rows[:, 5] >= 1.0, 2] = 10.0
+        return scores
+
+    found = search(new, old, x, y, classes=3, values=(0.0, 1.0), max_features=2)
+    assert found[2][0] == pytest.approx(1.0)
+    assert found[2][1][0] == (5, 1.0)
+    assert found[0][0] == 0.0 and found[1][0] == 0.0
+    triggers = class_triggers(("a", "b", "c"), found, threshold=2.0, min_success=0.5)
+    assert [t.target for t in triggers if t.flagged] == ["c"]
+    same = search(old, old, x, y, classes=3, values=(0.0, 1.0), max_features=2)
+    assert all(share == 0.0 for share, _ in same)
