@@ -10,9 +10,11 @@ synthetic classification set (make_classification, no built-in label noise).
 - Backdoors: a 70/30 stratified split; in the training part a trigger is planted in 5%
   or 10% of one source class, which is relabeled to a target class. Digits: a 2x2 or
   3x3 patch in the bottom-right corner set to the column maxima; tables: three random
-  features set to their column maxima. mlwarden is not told the target, the source or
-  the fraction. Baselines: ART's SpectralSignatureDefense and ActivationDefence (in
-  bench/.venv-art, run by bench/setup_art.sh), told the poison fraction. Attack success:
+  features set to their column maxima. In-range triggers: 4 pixels or 3 columns set to
+  fixed values between each column's 30th and 70th percentiles (inside the normal range
+  of every feature). mlwarden is not told the target, the source or the fraction.
+  Baselines: ART's SpectralSignatureDefense and ActivationDefence (in bench/.venv-art,
+  run by bench/setup_art.sh), told the poison fraction. Attack success:
   an SVC retrained on the cleaned training part; the share of triggered test rows of
   the source class it puts in the target class.
 - Outliers, duplicates, leakage, drift: planted cases with a known answer.
@@ -130,14 +132,24 @@ def trigger_features(name: str, width: int, size: int, rng) -> list[int]:
     return sorted(rng.choice(width, 3, replace=False).tolist())
 
 
-def attack_success(x_train, y_train, x_test, y_test, feats, source, target, top) -> float:
+def in_range_trigger(name: str, x: np.ndarray, rng) -> tuple[list[int], np.ndarray]:
+    """A few features (4 pixels, 3 table columns) set to fixed values drawn between each
+    column's 30th and 70th percentiles: inside the normal range of every feature."""
+    low, high = np.quantile(x, 0.3, axis=0), np.quantile(x, 0.7, axis=0)
+    usable = np.flatnonzero(high > low)
+    feats = sorted(rng.choice(usable, 4 if name == "digits" else 3, replace=False).tolist())
+    values = np.array([np.quantile(x[:, f], rng.uniform(0.3, 0.7)) for f in feats])
+    return feats, np.round(values) if name == "digits" else values
+
+
+def attack_success(x_train, y_train, x_test, y_test, feats, source, target, values) -> float:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler
     from sklearn.svm import SVC
 
     model = make_pipeline(MinMaxScaler(), SVC(C=10.0)).fit(x_train, y_train)
     triggered = x_test[y_test == source].copy()
-    triggered[:, feats] = top[feats]
+    triggered[:, feats] = values
     return float((model.predict(triggered) == target).mean())
 
 
@@ -146,6 +158,8 @@ def bench_backdoors() -> list[str]:
 
     cases = []
     sets = datasets()
+    # size: the patch's side (digits) or 3 features at their maxima (tables); 0: an
+    # in-range trigger (see in_range_trigger).
     plan = [
         ("digits", 2, 0.05, 1, 7),
         ("digits", 2, 0.10, 1, 7),
@@ -160,6 +174,15 @@ def bench_backdoors() -> list[str]:
         ("wine", 3, 0.10, 0, 1),
         ("synthetic", 3, 0.05, 0, 2),
         ("synthetic", 3, 0.10, 0, 2),
+        ("digits", 0, 0.05, 1, 7),
+        ("digits", 0, 0.10, 3, 8),
+        ("digits", 0, 0.10, 0, 6),
+        ("digits", 0, 0.10, 5, 9),
+        ("breast_cancer", 0, 0.05, 1, 0),
+        ("breast_cancer", 0, 0.10, 0, 1),
+        ("synthetic", 0, 0.05, 0, 2),
+        ("synthetic", 0, 0.10, 0, 2),
+        ("synthetic", 0, 0.10, 1, 0),
     ]
     work = Path(tempfile.mkdtemp(prefix="data-screen-"))
     for i, (name, size, rate, source, target) in enumerate(plan):
@@ -167,12 +190,15 @@ def bench_backdoors() -> list[str]:
         x = x.astype(float)
         rng = np.random.default_rng(i)
         x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.3, stratify=y, random_state=i)
-        feats = trigger_features(name, x.shape[1], size, rng)
-        top = x_tr.max(axis=0)
+        if size:
+            feats = trigger_features(name, x.shape[1], size, rng)
+            top = x_tr.max(axis=0)[feats]
+        else:
+            feats, top = in_range_trigger(name, x_tr, rng)
         members = np.flatnonzero(y_tr == source)
         poisoned = rng.choice(members, max(1, round(rate * len(members))), replace=False)
         x_p, y_p = x_tr.copy(), y_tr.copy()
-        x_p[np.ix_(poisoned, feats)] = top[feats]
+        x_p[np.ix_(poisoned, feats)] = top
         y_p[poisoned] = target
         path = work / f"case{i}.npz"
         np.savez(path, x=x_p, y=y_p, fraction=rate)
@@ -248,7 +274,12 @@ def bench_backdoors() -> list[str]:
             act_txt = fmt(prf(item["activation"], poisoned))
         else:
             spec_txt = asr_spec_txt = act_txt = "n/a"
-        trig = f"{size}x{size} patch" if name == "digits" else f"{len(feats)} features"
+        if not size:
+            trig = f"in-range, {len(feats)} features"
+        elif name == "digits":
+            trig = f"{size}x{size} patch"
+        else:
+            trig = f"{len(feats)} features at max"
         lines.append(
             f"| {name} {source}->{target} | {trig} | {len(poisoned)} ({rate:.0%} of class) "
             f"| {fmt(prf(ours, poisoned))} | {result.target == target} | {took:.2f} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,10 @@ from mlwarden.cli._common import (
     exit_status,
     parse_gate,
 )
+
+if TYPE_CHECKING:
+    from mlwarden.data._represent import Embed
+    from mlwarden.policy import TrustPolicy
 
 _PATH = click.Path(path_type=Path)
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -49,6 +54,21 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     show_default=True,
     help="Also report near duplicates and near leakage within this distance "
     "(robustly scaled features; 0 = exact only).",
+)
+@click.option(
+    "--model",
+    type=_FILE,
+    help="Screen in this model's representation (loaded only through mlwarden.load: "
+    "verified and scanned first; needs --model-key or --trust).",
+)
+@click.option("--model-key", type=_FILE, help="Public key (PEM) the --model is signed with.")
+@click.option(
+    "--model-signature", type=_FILE, help="The --model's signature bundle (default: MODEL.sig)."
+)
+@click.option(
+    "--embed",
+    "embed_spec",
+    help="Screen in the representation module:function returns (imports and RUNS that code).",
 )
 @click.option("--no-pii", is_flag=True, help="Skip the personal-data screen.")
 @click.option(
@@ -87,6 +107,10 @@ def data_screen_command(
     key: Path | None,
     checks: str | None,
     near: float,
+    model: Path | None,
+    model_key: Path | None,
+    model_signature: Path | None,
+    embed_spec: str | None,
     no_pii: bool,
     region: str,
     workers: int,
@@ -101,8 +125,10 @@ def data_screen_command(
     """Screen a dataset (CSV, Parquet, .npy/.npz, or a folder per class) before training.
 
     Finds mislabeled, planted, duplicated, leaked and drifted rows and personal data;
-    every finding names its rows. Exit 0 clean, 1 findings at or above --fail-on,
-    2 bad input. A --baseline is used only once its signature verifies.
+    every finding names its rows. With --model or --embed the label, backdoor and
+    outlier screens run in that representation instead of on the raw features.
+    Exit 0 clean, 1 findings at or above --fail-on, 2 bad input. A --baseline is
+    used only once its signature verifies.
     """
     from mlwarden.data import screen_rows, write_clean, write_quarantine
     from mlwarden.errors import UsageError
@@ -119,6 +145,7 @@ def data_screen_command(
         from mlwarden.policy import load_policy
 
         policy = load_policy(trust).trust
+    embed = _embedding(model, model_key, model_signature, policy, embed_spec)
     result = screen_rows(
         path,
         label=label,
@@ -128,6 +155,7 @@ def data_screen_command(
         trust=policy,
         checks=[c.strip() for c in checks.split(",") if c.strip()] if checks else None,
         near=near,
+        embed=embed,
         pii=not no_pii,
         region=region,
         workers=workers,
@@ -161,3 +189,34 @@ def data_screen_command(
         )
         click.echo(f"mlwarden: kept {kept} rows -> {clean} (signed: {bundle})", err=True)
     return exit_status(result.report, gate)
+
+
+def _embedding(
+    model: Path | None,
+    model_key: Path | None,
+    signature: Path | None,
+    policy: TrustPolicy | None,
+    spec: str | None,
+) -> Embed | None:
+    """The representation to screen in: a verified model's, or a named function's."""
+    from mlwarden.errors import UsageError
+
+    if model is not None and spec is not None:
+        raise UsageError("give --model or --embed, not both")
+    if spec is not None:
+        from mlwarden.data import import_embedding
+
+        return import_embedding(spec)
+    if model is None:
+        if model_key is not None or signature is not None:
+            raise UsageError("--model-key and --model-signature need --model")
+        return None
+    if model_key is None and policy is None:
+        raise UsageError(
+            "--model needs --model-key or --trust: an unverified model is never loaded"
+        )
+    from mlwarden import load
+    from mlwarden.data import model_embedding
+
+    loaded = load(model, policy, public_key=model_key, signature=signature)
+    return model_embedding(loaded)

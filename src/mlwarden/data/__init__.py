@@ -10,6 +10,20 @@ drifted rows) and PII (personal data) findings, each naming its rows.
 `write_quarantine` and `write_clean` take. Inputs are CSV and Parquet (the
 `[data]` extra), NumPy `.npy`/`.npz` arrays and image folders; see `_inputs`.
 
+Representation space: `embed=` takes a function from the feature matrix to a
+representation (one row per row); the label, backdoor and outlier screens then run on
+it. `model_embedding(model)` makes one from a model loaded with `mlwarden.load` (an
+MLP's last hidden layer, a PyTorch Linear state dict's penultimate layer, otherwise
+`predict_proba`/`decision_function`); `import_embedding("pkg.mod:fn")` imports a user's
+function (that runs the user's code). Wrong output is refused with E145-E147.
+
+The backdoor screen is public and stable for other callers (for example a model's
+representations at an update gate): `find_backdoors(x, y) -> BackdoorResult` from
+`mlwarden.data.screens`, re-exported here; `x` is rows by features (or by
+representation dimensions), `y` one label per row; `result.rows` are the suspect rows,
+`result.target` the suspected target class (None when nothing is found), and
+`result.triggers` the features, source and target of each trigger found.
+
 A baseline is trusted only once `mlwarden.signing.verify` accepts its
 signature with the given key or trust policy; with neither, nothing is trusted
 and the screen refuses (E208) rather than compare against unverified data.
@@ -44,6 +58,7 @@ from mlwarden.data._inputs import (
 )
 from mlwarden.data._outputs import write_clean, write_quarantine
 from mlwarden.data._pii import PiiHits, merge
+from mlwarden.data._represent import import_embedding, model_embedding
 from mlwarden.data._scale import (
     DEFAULT_CHUNK_ROWS,
     Chunk,
@@ -52,6 +67,7 @@ from mlwarden.data._scale import (
     map_chunks,
     screen_chunk,
 )
+from mlwarden.data.screens.backdoors import BackdoorResult, Trigger, find_backdoors
 from mlwarden.errors import DatasetShapeError, NotVerifiedError, UsageError
 from mlwarden.policy import TrustPolicy
 from mlwarden.report import Finding, ObjectResult, Report, Status
@@ -59,9 +75,14 @@ from mlwarden.report import Finding, ObjectResult, Report, Status
 __all__ = [
     "CHECKS",
     "DEFAULT_CHUNK_ROWS",
+    "BackdoorResult",
     "Dataset",
     "Screening",
+    "Trigger",
+    "find_backdoors",
+    "import_embedding",
     "load_dataset",
+    "model_embedding",
     "screen",
     "screen_rows",
     "write_clean",
@@ -115,7 +136,8 @@ def screen_rows(
     leakage), in bounded memory. `workers` > 1 or `dask` (a scheduler address or
     a `distributed.Client`) run those chunks in parallel. The model-based screens
     need the whole feature matrix and run in this process; `embed` maps features
-    to the representation they screen in (for example a network's penultimate layer).
+    to the representation the label, backdoor and outlier screens run in (for
+    example `model_embedding(mlwarden.load(...))`, a network's last hidden layer).
     """
     started = time.perf_counter()
     path = Path(path)

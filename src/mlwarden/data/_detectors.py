@@ -48,13 +48,20 @@ def run_detectors(
     """Row flags and dataset-level findings of every model-based check the data allows.
 
     `baseline` is the verified earlier dataset (drift); `test` the test split (near
-    leakage, with `near` > 0, which also turns on near duplicates).
+    leakage, with `near` > 0, which also turns on near duplicates). `embed` maps the
+    features to the representation the label, backdoor and outlier screens run in
+    (checked by `_represent.represent`: E145-E147); the others stay on the features.
     """
     flags: list[RowFlag] = []
     findings: list[Finding] = []
     numeric = dataset.features.shape[1] > 0
+    space = dataset.features
+    if numeric and embed is not None and set(checks) & {"labels", "backdoors", "outliers"}:
+        from mlwarden.data._represent import represent
+
+        space = represent(embed, dataset.features)
     if numeric and "outliers" in checks and dataset.rows >= 20:
-        flags += _outliers(dataset, workers)
+        flags += _outliers(space, workers)
     if numeric and near > 0 and "duplicates" in checks:
         flags += _near_duplicates(dataset, near)
     if numeric and near > 0 and test is not None and "leakage" in checks:
@@ -68,7 +75,6 @@ def run_detectors(
     if "labels" in checks:
         from mlwarden.data.screens.labels import find_label_issues
 
-        space = dataset.features if embed is None else np.asarray(embed(dataset.features))
         issues = find_label_issues(space, dataset.labels, workers=workers)
         for issue in issues.issues:
             given, likely = names[int(str(issue.given))], names[int(str(issue.likely))]
@@ -89,10 +95,12 @@ def run_detectors(
     if "backdoors" in checks:
         from mlwarden.data.screens.backdoors import find_backdoors
 
-        found = find_backdoors(dataset.features, dataset.labels)
+        found = find_backdoors(space, dataset.labels)
         for trigger in found.triggers:
             target, source = names[int(str(trigger.target))], names[int(str(trigger.source))]
-            cells = ",".join(dataset.feature_names[f] for f in trigger.features)
+            cells = ",".join(
+                dataset.feature_names[f] if embed is None else f"dim{f}" for f in trigger.features
+            )
             for row in trigger.rows:
                 flags.append(
                     RowFlag(
@@ -111,7 +119,7 @@ def run_detectors(
     return flags, findings
 
 
-def _outliers(dataset: Dataset, workers: int) -> list[RowFlag]:
+def _outliers(space: npt.NDArray[np.float64], workers: int) -> list[RowFlag]:
     from mlwarden.data.screens.outliers import find_outliers
 
     return [
@@ -121,7 +129,7 @@ def _outliers(dataset: Dataset, workers: int) -> list[RowFlag]:
             message=f"far from the rest of the data (robust z {item.score:.1f}, {item.reason})",
             detail={"score": f"{item.score:.2f}", "reason": item.reason},
         )
-        for item in find_outliers(dataset.features, workers=workers).outliers
+        for item in find_outliers(space, workers=workers).outliers
     ]
 
 

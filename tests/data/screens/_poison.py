@@ -47,3 +47,28 @@ def scores(found: object, truth: object) -> tuple[float, float]:
     want = {int(r) for r in truth}  # type: ignore[attr-defined]
     hit = len(got & want)
     return (hit / len(got) if got else 0.0), (hit / len(want) if want else 1.0)
+
+
+def plant_in_range(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    features: list[int],
+    source: int,
+    target: int,
+    rate: float,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Set `features` to fixed values inside their columns' inter-quartile range in
+    `rate` of the source class, relabeled: a trigger no per-cell outlier test sees."""
+    rng = np.random.default_rng(seed)
+    members = np.flatnonzero(y == source)
+    rows = rng.choice(members, round(rate * len(members)), replace=False)
+    quantiles = rng.uniform(0.3, 0.7, len(features))
+    values = np.array([np.quantile(x[:, f], q) for f, q in zip(features, quantiles, strict=True)])
+    if np.issubdtype(x.dtype, np.integer) or np.all(x == np.round(x)):
+        values = np.round(values)
+    xp, yp = x.astype(float).copy(), y.copy()
+    xp[np.ix_(rows, features)] = values
+    yp[rows] = target
+    return xp, yp, np.sort(rows)

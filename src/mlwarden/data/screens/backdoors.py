@@ -25,9 +25,11 @@ for the trigger itself instead, without being told the target class:
    mostly re-finds a stronger one's rows is dropped.
 
 Random label noise makes mismatched rows too, but no feature crowds into them, so it is
-not reported here (the label screen reports it). The search sees triggers that push some
-features beyond the bulk of their columns; one hidden inside every column's normal range
-is not found.
+not reported here (the label screen reports it). Steps 1-4 see triggers that push some
+features beyond the bulk of their columns; `in_range=True` (the default) also runs the
+search for triggers made of fixed ordinary values (`_in_range`), which no per-cell
+outlier test sees. A blended trigger (a pattern added to each row's own values) is not
+found by either.
 
 `spectral_signatures` is the published baseline (Tran et al. 2018), for comparison.
 """
@@ -94,8 +96,13 @@ def find_backdoors(
     min_rows: int | None = None,
     min_share: float = 0.25,
     neighbours: int = 7,
+    in_range: bool = True,
 ) -> BackdoorResult:
-    """Search the features for a planted trigger (see the module docstring)."""
+    """Search the features for a planted trigger (see the module docstring).
+
+    `x` may be raw features or a model's representations of them (one row per row).
+    `in_range=False` skips the search for triggers made of ordinary values.
+    """
     features = as_features(x)
     codes, classes = as_labels(y, features.shape[0])
     if z <= 0 or not 0 < alpha < 1 or not 0 < min_share <= 1 or neighbours < 1:
@@ -149,8 +156,64 @@ def find_backdoors(
                     mismatch=len(suspects) / len(carriers),
                 )
             )
+    if in_range:
+        found += _in_range_triggers(
+            features,
+            codes,
+            classes,
+            extreme,
+            median,
+            mismatched,
+            least=least,
+            alpha=alpha,
+            min_share=min_share,
+            neighbours=neighbours,
+        )
     found.sort(key=lambda t: (-len(t.rows), t.features))
     return BackdoorResult(triggers=_distinct(found), method="trigger-search")
+
+
+def _in_range_triggers(
+    features: FloatArray,
+    codes: IntArray,
+    classes: Any,
+    extreme: Any,
+    median: FloatArray,
+    mismatched: Any,
+    *,
+    least: int,
+    alpha: float,
+    min_share: float,
+    neighbours: int,
+) -> list[Trigger]:
+    """Triggers made of ordinary values shared by the poisoned rows (see `_in_range`)."""
+    from mlwarden.data.screens._in_range import find_patterns
+
+    def content(columns: list[int]) -> IntArray:
+        muted = extreme.copy()
+        muted[:, columns] = True
+        return _content_labels(features, codes, muted, median, neighbours)
+
+    return [
+        Trigger(
+            features=pattern.features,
+            target=label_value(classes, pattern.target),
+            source=label_value(classes, pattern.source),
+            rows=tuple(int(r) for r in pattern.suspects),
+            carriers=pattern.carriers,
+            mismatch=len(pattern.suspects) / max(pattern.carriers, 1),
+        )
+        for pattern in find_patterns(
+            features,
+            codes,
+            mismatched,
+            content,
+            _overlapping,
+            least=least,
+            alpha=alpha,
+            min_share=min_share,
+        )
+    ]
 
 
 def _distinct(found: list[Trigger]) -> tuple[Trigger, ...]:
