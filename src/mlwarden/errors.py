@@ -498,22 +498,247 @@ class ModelExecutionError(UpstreamError):
 
 
 # --- E145-E149: data screens (representation space, baselines) -----------------
-# (add data-screen error classes here)
+
+
+class EmbeddingShapeError(InputError):
+    """A representation (model or embedding function) that is not one row of numbers per row."""
+
+    code = "E145"
+
+
+class EmbeddingValueError(InputError):
+    """A representation with missing, infinite or non-numeric values."""
+
+    code = "E146"
+
+
+class EmbeddingFailedError(InputError):
+    """The embedding function or model raised an error on the dataset's features."""
+
+    code = "E147"
+
+
+class NoRepresentationError(InputError):
+    """A model mlwarden cannot compute a representation from (or one that does not fit the data)."""
+
+    code = "E148"
+
+
+class EmbedSpecError(InputError):
+    """An embedding named as module:function that cannot be imported or is not callable."""
+
+    code = "E149"
+
 
 # --- E160-E169: runtime detectors' reference data and fitting ------------------
-# (add detector-core error classes here)
+
+
+class ReferenceDataError(MalformedInputError):
+    """A detector reference file is missing, corrupt, or does not match the model it serves."""
+
+    code = "E160"
+
+
+class ReferenceFitError(InputError):
+    """Reference data given to fit the detectors cannot be used (shape, values, too few rows)."""
+
+    code = "E161"
+
+
+class DetectorInputError(InputError):
+    """A request's inputs or outputs do not match the detector reference (shape, non-finite)."""
+
+    code = "E162"
+
+
+class StreamStateError(MalformedInputError):
+    """A stored detector stream state is corrupt or belongs to another reference."""
+
+    code = "E163"
+    http_status = 500
+
 
 # --- E170-E179: assessment (attacks E170-E174; targets, reports, thresholds E175-E179) --
-# (add assessment error classes here)
+class AssessDataError(InputError):
+    """The assessment data file (.npz) lacks an array or holds arrays that do not fit together."""
+
+    code = "E175"
+
+
+class EndpointError(InputError):
+    """The URL and model name do not lead to an Open Inference Protocol model that answers."""
+
+    code = "E176"
+
+
+class EndpointCredentialsError(IdentityError):
+    """The endpoint refused the assessment's credentials (HTTP 401 or 403)."""
+
+    code = "E177"
+    # The assessment could not run: "could not decide", not a finding.
+    exit_status = 2
+
+
+class EndpointRefusedError(BudgetError):
+    """The endpoint kept refusing queries (HTTP 429: its rate limit or quota) after retries."""
+
+    code = "E178"
+    exit_status = 2
+
+
+class TargetMismatchError(InputError):
+    """The two targets of a comparison differ in input shape or number of classes."""
+
+    code = "E179"
+
+
+class AttackInputError(InputError):
+    """The data or settings given to an attack do not fit the target."""
+
+    code = "E170"
+    http_status = 400
+
+
+class QueryBudgetExhaustedError(BudgetError):
+    """The assessment spent the query budget it was given for the target."""
+
+    code = "E171"
+    # The assessment could not finish: that is "could not decide", not a finding.
+    exit_status = 2
+
+
+class AttackNotApplicableError(InputError):
+    """The attack needs what the target does not offer (gradients, scores, images)."""
+
+    code = "E172"
+    http_status = 400
+
+
+class UnsupportedTargetError(InputError):
+    """The model cannot be wrapped as an assessment target."""
+
+    code = "E173"
+    http_status = 400
+
+
+class TargetOutputError(InputError):
+    """The target answered with something that is not a valid prediction."""
+
+    code = "E174"
+    http_status = 502
+
 
 # --- E180-E189: update gate -----------------------------------------------------
-# (add update-gate error classes here)
+
+
+class UpdateMismatchError(InputError):
+    """The two versions cannot be compared (different kinds, classes or input widths)."""
+
+    code = "E180"
+
+
+class CanaryLabelsError(InputError):
+    """The canary set has no labels, so behaviour on it cannot be judged."""
+
+    code = "E181"
+
+
+class TensorShapeError(InputError):
+    """Tensors of different shapes where the comparison needs the same shape."""
+
+    code = "E182"
+
+
+class UnsupportedUpdateModelError(InputError):
+    """A model kind the update gate cannot run or compare (it is refused, not passed)."""
+
+    code = "E183"
+
+
+class CanaryShapeError(InputError):
+    """The canary features do not fit the model's input width."""
+
+    code = "E184"
+
+
+class CanaryTooSmallError(InputError):
+    """Too few canary rows to judge an update: refused rather than passed."""
+
+    code = "E185"
+
 
 # --- E190-E199: federated aggregation -------------------------------------------
-# (add federated-aggregation error classes here)
+
+
+class ClientUpdateMismatchError(InputError):
+    """Client updates whose tensor names, shapes or dtypes differ from each other."""
+
+    code = "E190"
+
+
+class NonFiniteUpdateError(InputError):
+    """A client update holding NaN or infinity: refused, never averaged in."""
+
+    code = "E191"
+
+
+class EmptyCohortError(InputError):
+    """No client updates to aggregate or screen, or an update with no tensors."""
+
+    code = "E192"
+
+
+class AggregationParameterError(InputError):
+    """An aggregation or screening parameter that does not fit the cohort (rule, f, trim)."""
+
+    code = "E193"
+
+
+class UnsupportedUpdateError(InputError):
+    """A client update that is not a mapping of names to numeric NumPy arrays or torch tensors."""
+
+    code = "E194"
+
 
 # --- E320-E329: runtime responses (quarantine, admin release) -------------------
-# (add runtime-response error classes here)
+class IdentityQuarantinedError(MlwardenError):
+    """The identity is quarantined for this model by a runtime detector until released."""
+
+    code = "E320"
+    exit_status = 1
+    http_status = 403
+
+
+class IdentityThrottledError(BudgetError):
+    """A runtime detector put the identity on a stricter rate for this model, and it is spent."""
+
+    code = "E321"
+
+
+class DetectorConfigError(PolicyFileError):
+    """The `detectors:` section names a model, signal or response that cannot be used."""
+
+    code = "E322"
+
+
+class ReferenceNotTrustedError(IntegrityError):
+    """A detector reference that is unsigned or does not verify against the trust policy."""
+
+    code = "E323"
+
+
+class DetectorStoreError(MlwardenError):
+    """The detector state and quarantine store cannot be read or written."""
+
+    code = "E324"
+    http_status = 503
+
+
+class ReferenceMismatchError(InputError):
+    """A detector reference that does not fit the model it is declared for."""
+
+    code = "E325"
+
 
 # --- E9xx: internal -----------------------------------------------------------
 

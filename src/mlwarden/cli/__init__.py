@@ -28,6 +28,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("mlwarden.cli.serve", "serve_command"),
     "audit": ("mlwarden.cli.audit", "audit_group"),
     "demo": ("mlwarden.cli.demo", "demo_command"),
+    "update": ("mlwarden.cli.update", "update_group"),
+    "detect": ("mlwarden.cli.detect", "detect_group"),
+    "admin": ("mlwarden.cli.admin", "admin_group"),
+    "assess": ("mlwarden.cli.assess", "assess_command"),
 }
 
 

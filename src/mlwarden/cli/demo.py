@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import click
 
@@ -11,9 +12,32 @@ from mlwarden.demo import DemoFile
 from mlwarden.report import Gate, Verdict
 from mlwarden.report.render import OutputFormat, render
 
+_STEPS = [0]
 
-def _step(title: str) -> None:
+
+def _step(title: str, *, numbered: bool = True) -> None:
+    if numbered:
+        _STEPS[0] += 1
+        title = f"{_STEPS[0]}. {title}"
     click.secho(f"\n== {title}", bold=True)
+
+
+class _Part(Protocol):
+    """What each area's demo function returns: lines to print and what misbehaved."""
+
+    @property
+    def lines(self) -> tuple[str, ...]: ...
+
+    @property
+    def problems(self) -> tuple[str, ...]: ...
+
+
+def _show(part: _Part, name: str) -> str | None:
+    for line in part.lines:
+        click.echo(f"  {line}")
+    for problem in part.problems:
+        click.echo(f"  !! {problem}")
+    return f"{name}: " + "; ".join(part.problems) if part.problems else None
 
 
 @click.command("demo")
@@ -34,13 +58,13 @@ def demo_command(folder: Path) -> int:
     from mlwarden.demo import make_demo_models
 
     _fresh_folder(folder)
-    _step("1. Train a scikit-learn model on the digits data and save it as people do")
+    _step("Train a scikit-learn model on the digits data and save it as people do")
     files = make_demo_models(folder)
     for item in files:
         tag = "poisoned (harmless payload: `true`)" if item.malicious else "benign"
         click.echo(f"  {item.path}  [{tag}] {item.what}")
 
-    _step(f"2. mlwarden scan {folder}")
+    _step(f"mlwarden scan {folder}")
     report = scan([folder])
     click.echo(render(report, OutputFormat.TABLE, width=110), nl=False)
 
@@ -52,7 +76,11 @@ def demo_command(folder: Path) -> int:
         folder / "keys" / "demo-signer.pub",
         folder / "release.sig",
     )
+    wrong_runtime = _runtime_steps(
+        folder, folder / "keys" / "demo-signer.pem", folder / "keys" / "demo-signer.pub"
+    )
     wrong_data = _data_steps(folder)
+    wrong_updates = _update_steps(folder)
 
     expected = {str(f.path): f.malicious for f in files}
     wrong = [
@@ -61,12 +89,14 @@ def demo_command(folder: Path) -> int:
         if r.path in expected and (r.verdict is not Verdict.CLEAN) != expected[r.path]
     ]
     status = EXIT_FINDINGS if Gate.parse("suspicious").fails(report) else EXIT_CLEAN
-    _step("Result")
+    _step("Result", numbered=False)
     problems = [
         f"unexpected scan verdicts for: {', '.join(wrong)}" if wrong else "",
         f"supply-chain step: {wrong_supply}" if wrong_supply else "",
         f"gateway step: {wrong_gateway}" if wrong_gateway else "",
+        f"runtime step: {wrong_runtime}" if wrong_runtime else "",
         f"data step: {wrong_data}" if wrong_data else "",
+        f"update step: {wrong_updates}" if wrong_updates else "",
     ]
     problems = [p for p in problems if p]
     if problems:
@@ -77,7 +107,10 @@ def demo_command(folder: Path) -> int:
         f"  `mlwarden scan {folder}` exits {status} (the poisoned pickle is caught, the real "
         "models are clean); the release is signed, verified and loaded; a tampered copy and "
         "a signed-but-poisoned pickle are refused; the gateway served, refused and audited "
-        "every call; the screen found the poisoned rows."
+        "every call; the extraction attacker was detected and quarantined; the assessment "
+        "measured what the gateway removes; the screen found the poisoned rows; the "
+        "backdoored update was refused although it verifies; the federated attackers were "
+        "quarantined."
     )
     return 0
 
@@ -106,17 +139,17 @@ def _supply_chain_steps(folder: Path, files: list[DemoFile]) -> str | None:
     from mlwarden.errors import MlwardenError
     from mlwarden.signing import sign, verify
 
-    _step("3. Sign the release with an EC P-256 key (OpenSSF model-signing v1.0 bundle)")
+    _step("Sign the release with an EC P-256 key (OpenSSF model-signing v1.0 bundle)")
     private, public = make_demo_key(folder / "keys")
     release = make_release(folder, files)
     bundle = sign(release, key=private)
     click.echo(f"  mlwarden sign {release} --key {private}  ->  {bundle}")
 
-    _step(f"4. mlwarden verify {release} --key {public}")
+    _step(f"mlwarden verify {release} --key {public}")
     good = verify(release, signatures=[bundle], public_key=public)
     click.echo(f"  verified: {good.verified}; {len(good.digests)} files match the signed manifest")
 
-    _step("5. Tamper with one byte of a copy, and verify again")
+    _step("Tamper with one byte of a copy, and verify again")
     tampered = folder / "tampered" / release.name
     if tampered.parent.exists():
         shutil.rmtree(tampered.parent)
@@ -130,7 +163,7 @@ def _supply_chain_steps(folder: Path, files: list[DemoFile]) -> str | None:
     for finding in bad.report.findings:
         click.echo(f"  {finding.rule_id} {finding.location}: {finding.message}")
 
-    _step("6. mlwarden.load: only the verified, scanned-clean bytes are deserialized")
+    _step("mlwarden.load: only the verified, scanned-clean bytes are deserialized")
     model = load(release / "digits-model.joblib", public_key=public, signature=bundle)
     x_test, y_test = digits_test_split()
     accuracy = float((model.predict(x_test) == y_test).mean())
@@ -165,7 +198,7 @@ def _gateway_steps(
         return None
     release = folder / "release" / "digits-model.joblib"
     config = folder / "mlwarden.yaml"
-    _step(f"7. mlwarden serve --config {config}: the verified release behind every control")
+    _step(f"mlwarden serve --config {config}: the verified release behind every control")
     result = run_gateway_demo(folder, model=release, bundle=bundle, public_key=public_key)
     click.echo(
         "  trust: the demo key's fingerprint; identity: API keys for `analyst` and `intruder`\n"
@@ -173,7 +206,7 @@ def _gateway_steps(
         f"  budgets: 1 call/s, burst {BURST} (SQLite); audit: {folder / 'audit.sqlite3'};\n"
         f"  output: the top-1 label only. Listening on {result.url}"
     )
-    _step("8. Calls: allowed and denied")
+    _step("Calls: allowed and denied")
     for call in result.calls:
         mark = "ok " if call.as_expected else "!! "
         code = f" {call.code}" if call.code else ""
@@ -188,7 +221,7 @@ def _gateway_steps(
         click.echo(f"      the burst: {counts}")
 
     db = f"sqlite:///{folder / 'audit.sqlite3'}"
-    _step(f"9. Stop the server; mlwarden audit verify --db {db}")
+    _step(f"Stop the server; mlwarden audit verify --db {db}")
     if result.audit_records:
         from mlwarden.cli import main
 
@@ -215,7 +248,7 @@ def _data_steps(folder: Path) -> str | None:
     from mlwarden.data import screen_rows, write_clean
     from mlwarden.demo import make_demo_key
 
-    _step("10. Poison a copy of the digits data: 10% labels flipped, a 2x2 trigger planted")
+    _step("Poison a copy of the digits data: 10% labels flipped, a 2x2 trigger planted")
     digits = load_digits()
     x, y = digits.data.copy(), digits.target.copy()
     rng = np.random.default_rng(0)
@@ -234,7 +267,7 @@ def _data_steps(folder: Path) -> str | None:
         "carry the trigger and are relabelled '7'"
     )
 
-    _step(f"11. mlwarden data screen {path} --clean {data / 'clean'} --key ...")
+    _step(f"mlwarden data screen {path} --clean {data / 'clean'} --key ...")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # library deprecation chatter, not the demo's story
         result = screen_rows(path, checks=("labels", "backdoors"))
@@ -261,6 +294,69 @@ def _data_steps(folder: Path) -> str | None:
         path, result.kind, result.suspects, data / "clean", key=private, dataset=result.dataset
     )
     click.echo(f"  {kept} rows kept in {data / 'clean'}, signed: {bundle}")
+    from mlwarden.data.demo import in_range_demo
+
+    _step("A trigger that stays inside the normal range of the features, found without the target")
+    in_range = _show(in_range_demo(data), "in-range trigger")
     if precision < 0.8 or recall < 0.8:
         return "data screen"
-    return None
+    return in_range
+
+
+def _runtime_steps(folder: Path, private_key: Path, public_key: Path) -> str | None:
+    """Detect and quarantine an extraction attacker; assess the model bare and behind the
+    gateway. None when all behaved (or when this installation has no gateway)."""
+    from mlwarden.gateway.demo import gateway_available
+
+    if not gateway_available():
+        click.echo("\n(the detector and assessment steps need the `gateway` extra: skipped)")
+        return None
+    from mlwarden.gateway.demo_assess import run_assess_demo
+    from mlwarden.gateway.demo_detect import run_detect_demo
+
+    release = folder / "release" / "digits-model.joblib"
+    bundle = folder / "release.sig"
+    _step(
+        "Runtime detectors: fit and sign a reference (mlwarden detect fit), serve with "
+        "detectors on, and let a scraper send uniform-noise queries"
+    )
+    problems = [
+        _show(
+            run_detect_demo(
+                folder,
+                model=release,
+                bundle=bundle,
+                public_key=public_key,
+                private_key=private_key,
+            ),
+            "detectors",
+        )
+    ]
+    _step(
+        "mlwarden assess: evasion, membership, extraction and inversion against the model "
+        "file, then against the gateway (label-only answers)"
+    )
+    problems.append(
+        _show(
+            run_assess_demo(folder, model=release, bundle=bundle, public_key=public_key),
+            "assessment",
+        )
+    )
+    found = [p for p in problems if p]
+    return "; ".join(found) if found else None
+
+
+def _update_steps(folder: Path) -> str | None:
+    """Gate a backdoored update by its behaviour; aggregate a federated round robustly."""
+    from mlwarden.fl import fl_demo
+    from mlwarden.update.demo import run_update_demo
+
+    _step(
+        "mlwarden update check: a backdoored update, signed by the trusted key, verifies "
+        "and is still refused; an honest fine-tune passes"
+    )
+    problems = [_show(run_update_demo(folder), "update check")]
+    _step("mlwarden.fl: federated rounds with two attacking clients, screened and aggregated")
+    problems.append(_show(fl_demo(folder / "fl"), "federated"))
+    found = [p for p in problems if p]
+    return "; ".join(found) if found else None
