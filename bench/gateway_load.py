@@ -1,8 +1,8 @@
 """The gateway with every control on against a bare FastAPI app serving the same model.
 
     .venv/bin/python bench/gateway_load.py [--rounds 3] [--seconds 5] [--max-requests 50000]
-        [--concurrency 1,16] [--budget-store sqlite|memory] [--breakdown] [--profile SECONDS]
-        [--aa] [--json]
+        [--concurrency 1,16] [--budget-store sqlite|memory] [--fast-path both|on|off]
+        [--breakdown] [--profile SECONDS] [--aa] [--json]
 
 Both servers run at once, each one uvicorn worker on 127.0.0.1 (uvloop and httptools, as
 uvicorn picks them when installed; no access log), and serve the scikit-learn digits model
@@ -18,6 +18,13 @@ route `POST /v2/models/digits/infer`, one 64-pixel row per request:
   `mlwarden.load` (signature and scan checked at start-up).
 - bare: bench/_bare_app.py, FastAPI with pydantic request models and no control, loading
   the same file with joblib.load and answering the same label.
+
+`--fast-path` picks the gateway's model path: `on` is the product as shipped (the
+scikit-learn model compiled into the exact fast path, see mlwarden.gateway._fastpath),
+`off` runs the same gateway through bench/_gateway_sklearn_path.py, which keeps the model
+on scikit-learn's own `predict_proba` as the bare app does (what the controls cost by
+themselves), and `both` (the default) runs the two gateways beside the bare app in the
+same rounds. Every ratio is against the bare app.
 
 The load generator is this process: asyncio (uvloop) with raw keep-alive HTTP/1.1
 connections, one request in flight per connection, `--concurrency` connections. Each
@@ -309,13 +316,19 @@ def start_bare(material: Material, log_dir: Path, name: str = "bare") -> Server:
     return start_server(name, argv, env, port, log_dir / f"{name}.log")
 
 
-def start_gateway(material: Material, log_dir: Path) -> Server:
+def start_gateway(material: Material, log_dir: Path, *, fast_path: bool = True) -> Server:
     port = free_port()
+    name = "gateway" if fast_path else "gateway-sklearn"
     script = PRODUCT_BIN / "mlwarden"
-    base = [str(script)] if script.exists() else [str(PRODUCT_BIN / "python"), "-m", "mlwarden"]
+    if not fast_path:
+        base = [str(PRODUCT_BIN / "python"), str(REPO / "bench" / "_gateway_sklearn_path.py")]
+    elif script.exists():
+        base = [str(script)]
+    else:
+        base = [str(PRODUCT_BIN / "python"), "-m", "mlwarden"]
     argv = [*base, "serve", "--config", str(material.config), "--host", HOST, "--port", str(port)]
     env = {"PYTHONPATH": str(REPO / "src")}
-    return start_server("gateway", argv, env, port, log_dir / "gateway.log")
+    return start_server(name, argv, env, port, log_dir / f"{name}.log")
 
 
 # --- the load generator -----------------------------------------------------------------------
@@ -480,6 +493,7 @@ def breakdown(material: Material, calls: int = 3000) -> list[str]:
     from mlwarden.authz import Action
     from mlwarden.gateway import Gateway
     from mlwarden.gateway._guard import parse_and_check
+    from mlwarden.gateway._models import SklearnModel
     from mlwarden.policy import load_policy
 
     gateway = Gateway.from_policy(load_policy(material.config))
@@ -530,6 +544,7 @@ def breakdown(material: Material, calls: int = 3000) -> list[str]:
     request = parse_and_check(body, entry.config)
     result = entry.model.predict(request.arrays)
     pipeline = joblib.load(material.model)
+    sklearn_path = SklearnModel(entry.config, pipeline, fast_path=False)
     row = np.asarray([material.rows[0]])
     answer = {"model_name": MODEL, "outputs": entry.output.apply(result, "label")}
     steps = [
@@ -546,8 +561,12 @@ def breakdown(material: Material, calls: int = 3000) -> list[str]:
         ("input sha256 for the audit", p50(lambda: hashlib.sha256(body).hexdigest())),
         ("input guard: parse + check", p50(lambda: parse_and_check(body, entry.config))),
         (
-            "model: the gateway's adapter (predict_proba)",
+            f"model: the gateway's adapter, as shipped ({getattr(entry.model, 'path', '?')})",
             p50(lambda: entry.model.predict(request.arrays)),
+        ),
+        (
+            "model: the adapter with the fast path off (sklearn predict_proba)",
+            p50(lambda: sklearn_path.predict(request.arrays)),
         ),
         ("model: Pipeline.predict, as the bare app calls it", p50(lambda: pipeline.predict(row))),
         ("output minimization: label", p50(lambda: entry.output.apply(result, "label"))),
@@ -585,6 +604,12 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=50_000)
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--budget-store", choices=("sqlite", "memory"), default="sqlite")
+    parser.add_argument(
+        "--fast-path",
+        choices=("both", "on", "off"),
+        default="both",
+        help="the gateway's scikit-learn path: compiled (on), sklearn's own (off), or both",
+    )
     parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
     parser.add_argument(
@@ -618,12 +643,12 @@ def main() -> None:
     except BlockingIOError:
         raise SystemExit("another bench/gateway_load.py run uses bench/.work/gateway") from None
     material = prepare(WORK / "gateway", budget_store=args.budget_store)
-    second = (
-        start_bare(material, material.folder, "bare-2")
-        if args.aa
-        else start_gateway(material, material.folder)
-    )
-    servers = [start_bare(material, material.folder), second]
+    if args.aa:
+        others = [start_bare(material, material.folder, "bare-2")]
+    else:
+        switches = {"both": (False, True), "on": (True,), "off": (False,)}[args.fast_path]
+        others = [start_gateway(material, material.folder, fast_path=on) for on in switches]
+    servers = [start_bare(material, material.folder), *others]
     results: list[Measurement] = []
     profile_lines: list[str] = []
     try:
@@ -654,14 +679,14 @@ def main() -> None:
                     results.append(result)
                     print(json.dumps(asdict(result)), file=sys.stderr, flush=True)
         if args.profile > 0:
-            gateway = servers[1]
+            gateway = servers[-1]
             profile_lines = profile(gateway, port_requests[gateway.name], max(levels), args.profile)
     finally:
         for server in servers:
             server.stop()
 
     steps = breakdown(material) if args.breakdown and not args.aa else []
-    summary = summarize(results, levels, (servers[0].name, servers[1].name))
+    summary = summarize(results, levels, tuple(server.name for server in servers))
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": " ".join(["bench/gateway_load.py", *sys.argv[1:]]),
@@ -669,6 +694,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_average": [round(v, 1) for v in os.getloadavg()],
         "budget_store": args.budget_store,
+        "fast_path": "n/a (A/A)" if args.aa else args.fast_path,
         "summary": summary,
         "runs": [asdict(r) for r in results],
         "profile": profile_lines,
@@ -682,9 +708,9 @@ def main() -> None:
 
 
 def summarize(
-    results: list[Measurement], levels: list[int], names: tuple[str, str]
+    results: list[Measurement], levels: list[int], names: tuple[str, ...]
 ) -> list[dict[str, Any]]:
-    """Medians over rounds per (app, concurrency); the second app against the first."""
+    """Medians over rounds per (app, concurrency); every other app against the first."""
     rows = []
     for concurrency in levels:
         row: dict[str, Any] = {"concurrency": concurrency, "apps": names}
@@ -702,9 +728,19 @@ def summarize(
                 ),
                 "non_200": sum(n for r in runs for s, n in r.statuses.items() if s != "200"),
             }
-        first, second = row[names[0]], row[names[1]]
-        row["throughput_ratio"] = round(second["rps"] / first["rps"], 2)
-        row["added_p50_ms"] = round(second["p50_ms"] - first["p50_ms"], 3)
+        first = row[names[0]]
+        for app in names[1:]:
+            rounds = [
+                round(mine.rps / base.rps, 2)
+                for mine, base in zip(
+                    [r for r in results if r.app == app and r.concurrency == concurrency],
+                    [r for r in results if r.app == names[0] and r.concurrency == concurrency],
+                    strict=True,
+                )
+            ]
+            row[app]["throughput_ratio"] = round(row[app]["rps"] / first["rps"], 2)
+            row[app]["ratio_per_round"] = rounds
+            row[app]["added_p50_ms"] = round(row[app]["p50_ms"] - first["p50_ms"], 3)
         rows.append(row)
     return rows
 
@@ -712,7 +748,8 @@ def summarize(
 def markdown(record: dict[str, Any]) -> str:
     lines = [
         f"`{record['command']}` on {record['date']}, {record['cpus']} CPUs, Python "
-        f"{record['python']}, budget store {record['budget_store']}, load average at the end "
+        f"{record['python']}, budget store {record['budget_store']}, gateway fast path "
+        f"{record['fast_path']}, load average at the end "
         f"{', '.join(map(str, record['load_average']))}.",
         "",
         "| concurrency | app | req/s | p50 ms | p99 ms | server CPU µs/req (kernel) | non-200 |",
@@ -728,10 +765,15 @@ def markdown(record: dict[str, Any]) -> str:
             )
     lines.append("")
     for row in record["summary"]:
-        lines.append(
-            f"- concurrency {row['concurrency']}: throughput {row['apps'][1]} / {row['apps'][0]} = "
-            f"{row['throughput_ratio']:.2f}; added p50 = {row['added_p50_ms'] * 1000:.0f} µs"
-        )
+        base = row["apps"][0]
+        for app in row["apps"][1:]:
+            fig = row[app]
+            per_round = ", ".join(f"{r:.2f}" for r in fig["ratio_per_round"])
+            lines.append(
+                f"- concurrency {row['concurrency']}: throughput {app} / {base} = "
+                f"{fig['throughput_ratio']:.2f} (rounds: {per_round}); "
+                f"added p50 = {fig['added_p50_ms'] * 1000:.0f} µs"
+            )
     if record["breakdown"]:
         lines += ["", "| step (in-process) | p50 µs |", "|---|---:|", *record["breakdown"]]
     if record["profile"]:

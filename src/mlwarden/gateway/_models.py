@@ -27,6 +27,12 @@ from mlwarden.errors import (
     UpstreamUnavailableError,
     UsageError,
 )
+from mlwarden.gateway._fastpath import (
+    CompiledProba,
+    NotCompilable,
+    check_against,
+    compile_predict_proba,
+)
 from mlwarden.serving import ModelConfig, UpstreamConfig
 
 if TYPE_CHECKING:
@@ -180,9 +186,14 @@ def _classes(config: ModelConfig, count: int) -> Array:
 
 
 class SklearnModel(_Local):
-    """A scikit-learn estimator; probabilities from `predict_proba` when it has one."""
+    """A scikit-learn estimator; probabilities from `predict_proba` when it has one.
 
-    def __init__(self, config: ModelConfig, estimator: Any) -> None:
+    Known estimators (scalers in a Pipeline, LogisticRegression, MLPClassifier,
+    SGDClassifier with a probabilistic loss) are compiled at load time into an exact
+    float64 replay of their `predict_proba` (see `_fastpath`); `path` says which one
+    serves, "compiled" or "sklearn", and `fallback_reason` why it was not compiled."""
+
+    def __init__(self, config: ModelConfig, estimator: Any, *, fast_path: bool = True) -> None:
         super().__init__(config)
         if not callable(getattr(estimator, "predict", None)):
             raise UsageError(f"model {config.name!r}: the loaded object has no predict()")
@@ -194,10 +205,31 @@ class SklearnModel(_Local):
         self._classes: Array | None = (
             np.asarray(config.classes) if config.classes is not None else classes
         )
+        self._compiled: CompiledProba | None = None
+        self.fallback_reason: str | None = None
+        if not fast_path:
+            self.fallback_reason = "fast path turned off"
+        elif not self._proba or self._classes is None:
+            self.fallback_reason = "no predict_proba and classes_"
+        else:
+            self._compiled, self.fallback_reason = _compile(estimator)
+
+    @property
+    def path(self) -> str:
+        """ "compiled" (the exact fast path) or "sklearn" (the estimator's own methods)."""
+        return "sklearn" if self._compiled is None else "compiled"
+
+    @property
+    def compiled_description(self) -> str | None:
+        return None if self._compiled is None else self._compiled.description
 
     def _predict(self, x: Array) -> ModelOutput:
         if self._proba and self._classes is not None:
-            probabilities = np.asarray(self._estimator.predict_proba(x), dtype=np.float64)
+            compiled = self._compiled
+            if compiled is not None and compiled.accepts(x):
+                probabilities = compiled(x)
+            else:
+                probabilities = np.asarray(self._estimator.predict_proba(x), dtype=np.float64)
             labels = self._classes[probabilities.argmax(axis=1)]
             return ModelOutput(
                 labels=labels,
@@ -207,6 +239,18 @@ class SklearnModel(_Local):
             )
         labels = np.asarray(self._estimator.predict(x))
         return ModelOutput(labels=labels, probabilities=None, raw=(("predict", labels),))
+
+
+def _compile(estimator: Any) -> tuple[CompiledProba | None, str | None]:
+    """The compiled model, checked against the estimator; or None and the reason."""
+    try:
+        compiled = compile_predict_proba(estimator)
+        check_against(compiled, estimator)
+    except NotCompilable as exc:
+        return None, str(exc)
+    except Exception as exc:  # an estimator that fails on probe rows stays on its own path
+        return None, f"load-time check failed: {type(exc).__name__}"
+    return compiled, None
 
 
 class OnnxModel(_Local):
@@ -378,9 +422,12 @@ class UpstreamModel:
         await self._client.aclose()
 
 
-def load_model(config: ModelConfig, *, policy: PolicyFile, base_dir: Path) -> ServedModel:
+def load_model(
+    config: ModelConfig, *, policy: PolicyFile, base_dir: Path, sklearn_fast_path: bool = True
+) -> ServedModel:
     """Build the adapter for `config`; local files go through `mlwarden.load` (verify, scan,
-    then a loader that cannot run code) with the policy's trust, or not at all."""
+    then a loader that cannot run code) with the policy's trust, or not at all.
+    `sklearn_fast_path=False` keeps scikit-learn models on their own `predict_proba`."""
     if config.format == "upstream":
         assert config.upstream is not None
         return UpstreamModel(config, config.upstream)
@@ -390,7 +437,8 @@ def load_model(config: ModelConfig, *, policy: PolicyFile, base_dir: Path) -> Se
     path = base_dir / config.path
     signatures = [base_dir / s for s in config.signature] or None
     if config.format == "sklearn":
-        return SklearnModel(config, load(path, policy, signature=signatures))
+        estimator = load(path, policy, signature=signatures)
+        return SklearnModel(config, estimator, fast_path=sklearn_fast_path)
     if config.format == "onnx":
         return OnnxModel(config, load(path, policy, signature=signatures, as_session=True))
     return TorchModel(config, load(path, policy, signature=signatures))
