@@ -109,18 +109,24 @@ class Monitor:
         near = (nearest <= ref.near_distance) | (
             (p_near <= BOUNDARY_P) & (req.p_margin <= BOUNDARY_P)
         )
-        n_classes = ref.n_classes
-        counts = state.class_counts
+        half_k = 0.5 * ref.n_classes
         log_prior = self._log_prior
-        for i in range(req.predicted.shape[0]):
-            state.extraction = max(0.0, state.extraction + float(steps[i]))
-            state.probing = max(0.0, state.probing + (NEAR_STEP if near[i] else FAR_STEP))
-            c = int(req.predicted[i])
-            state.class_llr += (
-                math.log((counts[c] + 0.5) / (state.queries + 0.5 * n_classes)) - log_prior[c]
-            )
+        # The CUSUMs are sequential: a Python loop, over plain lists (numpy scalar
+        # indexing costs several times more per row; the arithmetic is the same).
+        counts = state.class_counts.tolist()
+        extraction, probing = state.extraction, state.probing
+        class_llr, queries = state.class_llr, state.queries
+        for step, is_near, c in zip(
+            steps.tolist(), near.tolist(), req.predicted.tolist(), strict=True
+        ):
+            extraction = max(0.0, extraction + step)
+            probing = max(0.0, probing + (NEAR_STEP if is_near else FAR_STEP))
+            class_llr += math.log((counts[c] + 0.5) / (queries + half_k)) - log_prior[c]
             counts[c] += 1
-            state.queries += 1
+            queries += 1
+        state.extraction, state.probing = extraction, probing
+        state.class_llr, state.queries = class_llr, queries
+        state.class_counts[:] = counts
         state.push(req.projected)
         scores = {
             Signal.EXTRACTION: state.extraction + max(0.0, state.class_llr),
@@ -155,7 +161,8 @@ def _nearest_previous(
     if b > 1:
         diff = rows[:, None, :] - rows[None, :, :]
         within = np.einsum("ijk,ijk->ij", diff, diff)
-        within[np.triu_indices(b)] = np.inf
+        order = np.arange(b)
+        within[order[:, None] <= order] = np.inf  # the same cells as triu_indices, 5x cheaper
         out = np.minimum(out, within.min(axis=1))
     result: NDArray[np.float64] = np.sqrt(np.maximum(out, 0.0))
     return result
