@@ -59,3 +59,16 @@ def test_onnx_target_is_attacked_black_box() -> None:
     assert result.robust_accuracy[0] == 1.0 > result.robust_accuracy[1]
     blind = evasion(as_label_only(target), x, y, epsilons=[1.0], steps=100)
     assert blind.method == "rays" and blind.robust_accuracy[0] < 1.0
+
+
+def test_data_of_another_shape_than_the_graph_is_refused_up_front() -> None:
+    import pytest
+
+    from mlwarden.errors import TargetMismatchError
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(5, 3)).astype(np.float32)
+    session = _session(w, np.zeros(3, dtype=np.float32), softmax=True)
+    with pytest.raises(TargetMismatchError, match=r"takes samples of shape \(5,\)") as info:
+        OnnxTarget(session, input_shape=(10,), value_range=(-5.0, 5.0))
+    assert info.value.code == "E179"

@@ -16,7 +16,12 @@ from numpy.typing import NDArray
 
 from mlwarden.assess._sklearn_torch import sklearn_to_torch, supports_torch
 from mlwarden.assess._target import Output, TargetBase
-from mlwarden.errors import TargetOutputError, UnsupportedTargetError, UsageError
+from mlwarden.errors import (
+    TargetMismatchError,
+    TargetOutputError,
+    UnsupportedTargetError,
+    UsageError,
+)
 
 __all__ = ["OnnxTarget", "SklearnTarget", "TorchTarget", "local_target"]
 
@@ -51,6 +56,11 @@ class SklearnTarget(TargetBase):
             if n_features is None:
                 raise UsageError("input_shape is needed: the estimator does not record it")
             input_shape = (int(n_features),)
+        elif n_features is not None and int(np.prod(input_shape)) != int(n_features):
+            raise TargetMismatchError(
+                f"{name or type(estimator).__name__}: takes {int(n_features)} features per "
+                f"sample, the data has samples of shape {tuple(input_shape)}"
+            )
         super().__init__(
             name=name or type(estimator).__name__,
             n_classes=len(classes),
@@ -148,11 +158,18 @@ class OnnxTarget(TargetBase):
         if len(inputs) != 1:
             raise UnsupportedTargetError("the ONNX model must take exactly one input")
         self._input = inputs[0].name
+        dims = inputs[0].shape[1:]
+        fixed = all(isinstance(d, int) for d in dims)
         if input_shape is None:
-            dims = inputs[0].shape[1:]
-            if not all(isinstance(d, int) for d in dims):
+            if not fixed:
                 raise UsageError("input_shape is needed: the ONNX input has symbolic dims")
             input_shape = tuple(int(d) for d in dims)
+        elif fixed and tuple(dims) != tuple(input_shape):
+            # Caught here: ONNX Runtime's own refusal would surface mid-attack as a traceback.
+            raise TargetMismatchError(
+                f"{name or 'onnx'}: takes samples of shape {tuple(dims)}, the data has "
+                f"{tuple(input_shape)}"
+            )
         names = [o.name for o in session.get_outputs()]
         preferred = [n for n in names if n in ("probabilities", "output_probability")]
         self._output = preferred[0] if preferred else names[-1 if len(names) > 1 else 0]

@@ -13,7 +13,6 @@ active): they query distinct records.
 from __future__ import annotations
 
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mlwarden._npz import read_npz
 from mlwarden.assess._config import AssessConfig, AttackSettings
 from mlwarden.assess._target import Target
 from mlwarden.assess.report._model import (
@@ -51,6 +51,9 @@ from mlwarden.errors import (
 _REQUIRED = ("members_x", "members_y", "nonmembers_x", "nonmembers_y")
 _OPTIONAL = ("reference_x", "reference_y")
 _MAX_ROWS = 1_000_000
+_MAX_CLASSES = 100_000
+"""Labels index one-hot rows and score columns: a bound keeps those allocations sane."""
+_MAX_VALUE = 1e30
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,34 +119,24 @@ def connect_remote(
         max_queries=config.budget.queries,
         rate=config.budget.rate,
         burst=config.budget.burst,
+        timeout=config.budget.timeout,
     )
 
 
 def load_data(path: Path) -> AssessData:
     """Read and check an assessment data file; E175 names the array that is wrong."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise AssessDataError(f"{path}: no such data file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise AssessDataError(f"{path}: not a NumPy .npz file ({exc})"[:300]) from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise AssessDataError(f"{path}: a single .npy array, not an .npz of named arrays")
-    with archive:
-        names = set(archive.files)
-        missing = [n for n in _REQUIRED if n not in names]
-        if missing:
-            raise AssessDataError(
-                f"{path}: missing array(s) {', '.join(missing)}",
-                hint="an .npz with members_x, members_y, nonmembers_x, nonmembers_y "
-                "(and optionally reference_x, reference_y)",
-            )
-        if ("reference_x" in names) != ("reference_y" in names):
-            raise AssessDataError(f"{path}: reference_x and reference_y go together")
-        try:
-            arrays = {n: archive[n] for n in (*_REQUIRED, *_OPTIONAL) if n in names}
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise AssessDataError(f"{path}: an array does not load ({exc})"[:300]) from None
+    arrays = read_npz(path, error=AssessDataError)
+    names = set(arrays)
+    missing = [n for n in _REQUIRED if n not in names]
+    if missing:
+        raise AssessDataError(
+            f"{path}: missing array(s) {', '.join(missing)}",
+            hint="an .npz with members_x, members_y, nonmembers_x, nonmembers_y "
+            "(and optionally reference_x, reference_y)",
+        )
+    if ("reference_x" in names) != ("reference_y" in names):
+        raise AssessDataError(f"{path}: reference_x and reference_y go together")
+    arrays = {n: arrays[n] for n in (*_REQUIRED, *_OPTIONAL) if n in names}
     pairs = [
         (n.removesuffix("_x"), arrays[n], arrays[n[:-1] + "y"]) for n in arrays if n.endswith("_x")
     ]
@@ -177,17 +170,23 @@ def load_data(path: Path) -> AssessData:
 def _check_pair(
     path: Path, name: str, x: NDArray[Any], y: NDArray[Any]
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    if x.dtype.kind not in "fiub" or x.ndim < 2:
+    if x.dtype.kind not in "fiub" or x.ndim < 2 or 0 in x.shape[1:]:
         raise AssessDataError(f"{path}: {name}_x must be a numeric array of rows (n, features...)")
     if len(x) == 0 or len(x) > _MAX_ROWS:
         raise AssessDataError(f"{path}: {name}_x holds {len(x)} rows (1 to {_MAX_ROWS})")
     if y.shape != (len(x),):
         raise AssessDataError(f"{path}: {name}_y has shape {y.shape}, {name}_x has {len(x)} rows")
-    if y.dtype.kind not in "iu" or (y.size and y.min() < 0):
-        raise AssessDataError(f"{path}: {name}_y must hold class indices (integers from 0)")
-    xs = x.astype(np.float32)
-    if not np.isfinite(xs).all():
+    if y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= _MAX_CLASSES)):
+        raise AssessDataError(
+            f"{path}: {name}_y must hold class indices (integers from 0 to {_MAX_CLASSES - 1})"
+        )
+    wide = x.astype(np.float64)
+    if not np.isfinite(wide).all():
         raise AssessDataError(f"{path}: {name}_x holds NaN or infinity")
+    # Checked before the cast: a value float32 cannot hold would silently become inf.
+    if np.abs(wide).max() > _MAX_VALUE:
+        raise AssessDataError(f"{path}: {name}_x holds values beyond +-{_MAX_VALUE:g}")
+    xs = wide.astype(np.float32)
     return xs, y.astype(np.int64)
 
 

@@ -8,7 +8,7 @@ assess:
     membership_tpr_at_1pct_fpr: {max: 0.05}
     extraction_fidelity: {queries: 500, max: 0.8}
     inversion_recognised: {max: 3}
-  budget: {queries: 5000, rate: 200}               # per endpoint; rate in queries a second
+  budget: {queries: 5000, rate: 200, timeout: 10}  # per endpoint; rate in queries a second
   attacks: {evasion_samples: 100, membership_samples: 200, shadows: 8}   # effort
 ```
 
@@ -17,6 +17,8 @@ assessment never passes for want of a threshold. A threshold set to `null` is of
 """
 
 from __future__ import annotations
+
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,21 +69,29 @@ class AssessBudget(_Strict):
     """Queries (samples) a second, sent through a token bucket: the client sleeps."""
     burst: int | None = Field(default=None, gt=0)
     """The bucket's size; one request's batch at most. None: one second's worth."""
+    timeout: float = Field(default=10.0, gt=0.0, le=600.0)
+    """Seconds to wait for each answer of the endpoint before giving up (E502)."""
 
 
 class AttackSettings(_Strict):
     """How much each attack does: the figures trade precision for queries and time."""
 
     evasion_samples: int = Field(default=100, gt=0)
-    evasion_epsilons: tuple[float, ...] = (0.0, 0.025, 0.05, 0.1, 0.2)
+    evasion_epsilons: tuple[Annotated[float, Field(ge=0.0, le=1.0)], ...] = Field(
+        default=(0.0, 0.025, 0.05, 0.1, 0.2), min_length=1
+    )
     """Fractions of the value range; the threshold's epsilon is always added."""
     black_box_samples: int = Field(default=20, gt=0)
     black_box_steps: int = Field(default=40, gt=0)
     membership_samples: int = Field(default=200, gt=0)
     shadows: int = Field(default=8, ge=2)
-    extraction_budgets: tuple[int, ...] = (100, 250, 500, 1000)
+    extraction_budgets: tuple[Annotated[int, Field(gt=0)], ...] = Field(
+        default=(100, 250, 500, 1000), min_length=1
+    )
     """Query counts; the threshold's is always added."""
-    extraction_strategies: tuple[str, ...] = ("random", "active")
+    extraction_strategies: tuple[Literal["random", "uniform", "jacobian", "active"], ...] = Field(
+        default=("random", "active"), min_length=1
+    )
     inversion_classes: int = Field(default=10, gt=0)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,6 +42,8 @@ __all__ = ["Credentials", "RemoteTarget", "TokenBucket", "split_model_url"]
 
 _FLOAT_TYPES = {"FP16", "FP32", "FP64"}
 _MAX_ANSWER = 64 * 1024 * 1024
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
 _MAX_RETRY_WAIT = 5.0
 """429s that ask to wait longer than this are a quota, not a rate: waiting will not help."""
 
@@ -57,6 +60,12 @@ class Credentials:
         token: str | None = None,
         api_key_header: str = "x-api-key",
     ) -> None:
+        if not _HEADER_NAME.fullmatch(api_key_header):
+            raise UsageError(f"{api_key_header[:40]!r} is not an HTTP header name")
+        for secret, what in ((api_key, "API key"), (token, "bearer token")):
+            # http.client would raise mid-assessment; the message never shows the secret.
+            if secret is not None and not _HEADER_VALUE.fullmatch(secret):
+                raise UsageError(f"the {what} holds characters an HTTP header cannot carry")
         self._api_key = api_key
         self._token = token
         self.api_key_header = api_key_header
@@ -114,10 +123,22 @@ class TokenBucket:
 def split_model_url(url: str, model: str | None) -> tuple[str, str]:
     """(base URL, model name) from `http://host:port` plus a name, or from a URL that
     names the model itself (`http://host:port/v2/models/digits`)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    shown = _redacted(url)
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError:
+        valid = False
+    if not valid:
         raise EndpointError(
-            f"{url[:200]!r} is not an http(s) URL", hint="for example http://127.0.0.1:8080"
+            f"{shown!r} is not an http(s) URL", hint="for example http://127.0.0.1:8080"
+        )
+    if parts.username is not None or parts.password is not None:
+        # Never sent (http.client ignores them) and never echoed into reports: refuse.
+        raise EndpointError(
+            f"{shown!r}: credentials in the URL are refused",
+            hint="pass them with --api-key-env or --token-env",
         )
     path = parts.path.rstrip("/")
     if "/v2/models/" in path:
@@ -128,7 +149,7 @@ def split_model_url(url: str, model: str | None) -> tuple[str, str]:
         model = named
     if not model:
         raise EndpointError(
-            f"no model named for {url[:200]!r}",
+            f"no model named for {shown!r}",
             hint="give --model NAME or a URL ending in /v2/models/NAME",
         )
     return f"{parts.scheme}://{parts.netloc}{path}", model
@@ -363,12 +384,14 @@ class RemoteTarget(TargetBase):
             retry_after = float(retry) if retry is not None else None
         except ValueError:
             retry_after = None
+        if retry_after is not None and not 0.0 <= retry_after < math.inf:
+            retry_after = None  # negative or NaN: time.sleep would raise on it
         return response.status, payload, retry_after
 
     def _answer(self, status: int, payload: bytes, retry_after: float | None) -> Any:
         try:
             document = json.loads(payload) if payload else None
-        except ValueError:
+        except (ValueError, RecursionError):  # garbage, or nesting deep enough to crash
             document = None
         said = _server_said(document)
         if status == 200:
@@ -397,12 +420,25 @@ class RemoteTarget(TargetBase):
         raise UpstreamResponseError(f"{self.name}: the endpoint failed (HTTP {status}{said})")
 
 
+def _redacted(url: str) -> str:
+    """`url` fit for a message: no user info, query or fragment (they may hold secrets)."""
+    bare = url.partition("#")[0].partition("?")[0]
+    head, sep, rest = bare.partition("://")
+    netloc, slash, path = rest.partition("/")
+    return f"{head}{sep}{netloc.rpartition('@')[2]}{slash}{path}"[:200]
+
+
 def _server_said(document: Any) -> str:
     """`: E401 message` from an mlwarden-style error body, else nothing."""
     if not isinstance(document, dict):
         return ""
     text = " ".join(str(document[k]) for k in ("code", "message", "error") if k in document)
-    return f": {text[:200]}" if text else ""
+    return f": {_printable(text[:200])}" if text else ""
+
+
+def _printable(text: str) -> str:
+    """A server's words fit for a terminal: no escape sequences, no line breaks."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _read_outputs(
@@ -414,7 +450,7 @@ def _read_outputs(
     for tensor in tensors.values():
         shape = tensor.get("shape")
         if str(tensor.get("datatype")) in _FLOAT_TYPES and shape == [n, n_classes]:
-            scores = _array(tensor, name).astype(np.float64).reshape(n, n_classes)
+            scores = _floats(tensor, name).reshape(n, n_classes)
             if not np.isfinite(scores).all():
                 raise TargetOutputError(f"{name}: the scores hold NaN or infinity")
             if scores.min() < 0 or not np.allclose(scores.sum(axis=1), 1.0, atol=0.02):
@@ -424,7 +460,7 @@ def _read_outputs(
     if label is None:
         raise TargetOutputError(
             f"{name}: no output holds labels or {n_classes} scores per row "
-            f"(outputs: {', '.join(sorted(tensors))[:200]})"
+            f"(outputs: {_printable(', '.join(sorted(tensors))[:200])})"
         )
     raw = _array(label, name).reshape(-1)
     if raw.shape != (n,):
@@ -440,16 +476,29 @@ def _array(tensor: Mapping[str, Any], name: str) -> NDArray[np.generic]:
     data = tensor.get("data")
     if not isinstance(data, list):
         raise TargetOutputError(f"{name}: output {tensor.get('name')!r} holds no data list")
-    return np.asarray(data)
+    try:
+        return np.asarray(data)
+    except (ValueError, TypeError):  # ragged nesting
+        raise TargetOutputError(f"{name}: output {tensor.get('name')!r} is not an array") from None
+
+
+def _floats(tensor: Mapping[str, Any], name: str) -> NDArray[np.float64]:
+    try:
+        return np.asarray(_array(tensor, name), dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        raise TargetOutputError(
+            f"{name}: output {tensor.get('name')!r} holds non-numbers"
+        ) from None
 
 
 def _as_class_index(raw: NDArray[np.generic], n_classes: int, name: str) -> NDArray[np.int64]:
     """Class labels as indices: the assessment's classes are 0..n_classes-1."""
     try:
-        labels = np.array([int(str(v)) for v in raw.tolist()], dtype=np.int64)
-    except ValueError:
+        labels = np.array([int(str(v)) for v in raw.reshape(-1).tolist()], dtype=np.int64)
+    except (ValueError, OverflowError):
         raise TargetOutputError(
-            f"{name}: labels such as {str(raw[0])[:40]!r} are not class indices 0..{n_classes - 1}"
+            f"{name}: labels such as {_printable(str(raw[0])[:40])!r} are not class indices "
+            f"0..{n_classes - 1}"
         ) from None
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise TargetOutputError(f"{name}: a label lies outside 0..{n_classes - 1}")
@@ -462,9 +511,11 @@ def _from_top_k(
     """The k best classes' rounded probabilities; the rest of the mass spread evenly (what
     an attacker can best infer from a top-k answer)."""
     classes = _as_class_index(_array(tensors["top_k_labels"], name).reshape(-1), n_classes, name)
-    flat = _array(tensors["top_k_probabilities"], name).astype(np.float64).reshape(-1)
+    flat = _floats(tensors["top_k_probabilities"], name).reshape(-1)
     if classes.size != flat.size or classes.size % n:
         raise TargetOutputError(f"{name}: top-k labels and probabilities do not pair up")
+    if not np.isfinite(flat).all() or flat.min(initial=0.0) < 0 or flat.max(initial=0.0) > 1:
+        raise TargetOutputError(f"{name}: top-k probabilities outside 0..1")
     k = classes.size // n
     classes, probs = classes.reshape(n, k), flat.reshape(n, k)
     rest = np.clip(1.0 - probs.sum(axis=1, keepdims=True), 0.0, 1.0)

@@ -139,7 +139,10 @@ class TargetBase(abc.ABC):
         raw = np.asarray(self._query(arr))
         if raw.ndim == 1 or self.output == "labels":
             labels = self._as_labels(raw, arr.shape[0])
-            return np.eye(self.n_classes, dtype=np.float64)[labels]
+            # (n, k), not np.eye(k)[labels]: k x k would be gigabytes for many classes.
+            onehot = np.zeros((labels.shape[0], self.n_classes), dtype=np.float64)
+            onehot[np.arange(labels.shape[0]), labels] = 1.0
+            return onehot
         return self._as_scores(raw, arr.shape[0])
 
     def predict_labels(self, x: NDArray[np.float32]) -> NDArray[np.int64]:

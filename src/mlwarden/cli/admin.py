@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mlwarden.cli._common import EXIT_CLEAN, EXIT_FINDINGS
+from mlwarden.errors import DetectorStoreError
+
+if TYPE_CHECKING:
+    from mlwarden.detect._store import DetectorStore
 
 _config_option = click.option(
     "--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -26,11 +31,7 @@ def admin_group() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def quarantined_command(config: Path, fmt: str) -> int:
     """List every identity under a sanction, per model."""
-    from mlwarden.detect._store import open_detector_store
-    from mlwarden.policy import load_policy
-
-    policy = load_policy(config)
-    store = open_detector_store(policy.budgets, base=config.parent)
+    store = _open_store(config)
     try:
         records = store.sanctions()
     finally:
@@ -57,11 +58,7 @@ def release_command(config: Path, identity: str, model: str) -> int:
     """Lift the sanction of IDENTITY on MODEL and reset its detector stream.
 
     Running gateways see the release within `detectors.refresh_seconds`."""
-    from mlwarden.detect._store import open_detector_store
-    from mlwarden.policy import load_policy
-
-    policy = load_policy(config)
-    store = open_detector_store(policy.budgets, base=config.parent)
+    store = _open_store(config)
     try:
         lifted = store.release(identity, model)
     finally:
@@ -71,6 +68,33 @@ def release_command(config: Path, identity: str, model: str) -> int:
         return EXIT_FINDINGS
     click.echo(f"released {identity!r} on model {model!r}")
     return EXIT_CLEAN
+
+
+def _open_store(config: Path) -> DetectorStore:
+    """The gateway's detector store, refusing one that cannot be the gateway's: an
+    in-memory store lives inside the gateway process, and a missing SQLite file would be
+    created empty (listing nothing, releasing nothing, while the gateway's file is elsewhere).
+    """
+    from mlwarden.budgets import MemoryStoreConfig, SQLiteStoreConfig
+    from mlwarden.detect._store import open_detector_store
+    from mlwarden.policy import load_policy
+
+    policy = load_policy(config)
+    store = policy.budgets.store if policy.budgets is not None else SQLiteStoreConfig()
+    if isinstance(store, MemoryStoreConfig):
+        raise DetectorStoreError(
+            f"{config}: budgets.store is 'memory': sanctions live inside the gateway process",
+            hint="use a sqlite or redis store to administer sanctions from the command line",
+        )
+    if isinstance(store, SQLiteStoreConfig):
+        path = Path(store.path)
+        path = path if path.is_absolute() else config.parent / path
+        if not path.is_file():
+            raise DetectorStoreError(
+                f"{config}: no detector store at {path}",
+                hint="point --config at the running gateway's mlwarden.yaml",
+            )
+    return open_detector_store(policy.budgets, base=config.parent)
 
 
 def _when(since: float) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,8 +19,10 @@ from mlwarden.cli._common import EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE, FORMAT_O
 from mlwarden.errors import OutputError, UsageError
 
 if TYPE_CHECKING:
+    from mlwarden.assess._compare import AssessData, Removed
     from mlwarden.assess._config import AssessConfig
     from mlwarden.assess._remote import Credentials, RemoteTarget
+    from mlwarden.assess._target import Target
     from mlwarden.assess.report import Assessment
     from mlwarden.policy import PolicyFile
     from mlwarden.report import Report
@@ -91,7 +93,13 @@ if TYPE_CHECKING:
     default=None,
     help="Write the self-contained HTML report to FILE.",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="A requested attack that does not apply to the target fails the run (exit 2) "
+    "instead of being skipped.",
+)
 @FORMAT_OPTION
 @OUTPUT_OPTION
 def assess_command(
@@ -109,6 +117,7 @@ def assess_command(
     token_env: str | None,
     html_file: Path | None,
     seed: int,
+    strict: bool,
     fmt: str,
     output: Path | None,
 ) -> int:
@@ -123,15 +132,19 @@ def assess_command(
     modes = sum(x is not None for x in (model_file, url, compare))
     if modes != 1:
         raise UsageError("give exactly one of MODEL_FILE, --url or --compare BARE_URL DEFENDED_URL")
+    # Before the attacks run (minutes, queries spent), not after.
+    for target_file in (output, html_file):
+        if target_file is not None and not target_file.parent.is_dir():
+            raise OutputError(f"cannot write {target_file}: no folder {target_file.parent}")
     policy = _load_config(config_file)
     from mlwarden.assess._config import AssessConfig
 
     config = (policy.assess if policy is not None else None) or AssessConfig()
     data = load_data(data_file)
     assessments: list[Assessment] = []
-    removed: Sequence[Any] = ()
+    removed: Sequence[Removed] = ()
     if model_file is not None:
-        target = _local(model_file, data, config, policy, public_key, signatures)
+        target = _local(model_file, data, policy, public_key, signatures)
         assessments.append(_run(target, data, config, chosen, "", seed))
     else:
         credentials = _credentials(api_key_env, token_env, api_key_header)
@@ -144,7 +157,7 @@ def assess_command(
             from mlwarden.assess._compare import compare as compare_assessments
 
             removed = compare_assessments(assessments[0], assessments[1], config)
-    return _finish(assessments, config, removed, fmt, output, html_file)
+    return _finish(assessments, config, removed, fmt, output, html_file, strict)
 
 
 def _parse_attacks(text: str | None, available: Sequence[str]) -> tuple[str, ...]:
@@ -186,12 +199,11 @@ def _credentials(api_key_env: str | None, token_env: str | None, header: str) ->
 
 def _local(
     model_file: Path,
-    data: Any,
-    config: AssessConfig,
+    data: AssessData,
     policy: PolicyFile | None,
     public_key: Path | None,
     signatures: tuple[Path, ...],
-) -> Any:
+) -> Target:
     from mlwarden.assess._adapters import local_target
 
     if public_key is None and (policy is None or policy.trust.trusts_nothing):
@@ -211,7 +223,7 @@ def _local(
 
 
 def _remote(
-    url: str, model: str | None, data: Any, config: AssessConfig, credentials: Credentials
+    url: str, model: str | None, data: AssessData, config: AssessConfig, credentials: Credentials
 ) -> RemoteTarget:
     from mlwarden.assess._compare import connect_remote
 
@@ -219,7 +231,12 @@ def _remote(
 
 
 def _run(
-    target: Any, data: Any, config: AssessConfig, chosen: Sequence[str], label: str, seed: int
+    target: Target,
+    data: AssessData,
+    config: AssessConfig,
+    chosen: Sequence[str],
+    label: str,
+    seed: int,
 ) -> Assessment:
     from mlwarden.assess._compare import run_assessment
 
@@ -229,23 +246,18 @@ def _run(
 def _finish(
     assessments: list[Assessment],
     config: AssessConfig,
-    removed: Sequence[Any],
+    removed: Sequence[Removed],
     fmt: str,
     output: Path | None,
     html_file: Path | None,
+    strict: bool,
 ) -> int:
     from mlwarden.assess.report import assessment_report, render_html, render_json
-    from mlwarden.report import Status
     from mlwarden.report.render import OutputFormat, render
 
     seconds = sum(a.seconds for a in assessments)
     report = assessment_report(assessments, config.thresholds, duration_s=seconds)
-    gated = assessments[-1].target
-    judged = [r for r in report.results if r.path.startswith(gated + "#")]
-    failed = [r for r in judged if r.status is Status.FAILED]
-    status = (
-        EXIT_USAGE if failed else EXIT_FINDINGS if any(r.findings for r in judged) else EXIT_CLEAN
-    )
+    status, errors = _gate(report, assessments[-1], strict)
     verdict = {EXIT_CLEAN: "pass", EXIT_FINDINGS: "fail"}.get(status, "error")
     if html_file is not None:
         page = render_html(assessments, report, config.thresholds, verdict=verdict, removed=removed)
@@ -255,17 +267,40 @@ def _finish(
     elif fmt == OutputFormat.SARIF.value:
         text = render(report, OutputFormat.SARIF)
     else:
-        text = render(report, OutputFormat.TABLE) + _figures(assessments, removed, report)
+        text = render(report, OutputFormat.TABLE) + _figures(assessments, removed)
     if output is None:
         click.echo(text, nl=False)
     else:
         _write(output, text)
-    for item in failed:
-        click.echo(f"mlwarden: error: {item.code}: {item.path}: {item.reason}", err=True)
+    for line in errors:
+        click.echo(f"mlwarden: error: {line}", err=True)
     return status
 
 
-def _figures(assessments: Sequence[Assessment], removed: Sequence[Any], report: Report) -> str:
+def _gate(report: Report, gated: Assessment, strict: bool) -> tuple[int, list[str]]:
+    """The exit status from the gated target's results, and the lines that explain a 2.
+
+    A failed attack, or an assessment that measured nothing at all, decides nothing: 2,
+    never a pass. With `strict`, a requested attack that did not apply does the same.
+    """
+    from mlwarden.report import Status
+
+    judged = [r for r in report.results if r.path.startswith(gated.target + "#")]
+    errors = [f"{r.code}: {r.path}: {r.reason}" for r in judged if r.status is Status.FAILED]
+    if strict:
+        errors += [
+            f"{o.code}: {gated.target}#{o.attack}: {o.reason} (--strict)"
+            for o in gated.outcomes
+            if o.status == "not run" and o.code is not None
+        ]
+    if not errors and not any(r.status is Status.CHECKED for r in judged):
+        errors.append(f"E172: {gated.target}: no attack could be measured, nothing was decided")
+    if errors:
+        return EXIT_USAGE, errors
+    return (EXIT_FINDINGS if any(r.findings for r in judged) else EXIT_CLEAN), []
+
+
+def _figures(assessments: Sequence[Assessment], removed: Sequence[Removed]) -> str:
     from mlwarden.assess.report import (
         EvasionSummary,
         ExtractionSummary,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import click
 import numpy as np
+from numpy.typing import NDArray
 
-from mlwarden.errors import MalformedInputError, PathNotFoundError, UsageError
+from mlwarden._npz import read_npz
+from mlwarden.errors import MalformedInputError, OutputError, PathNotFoundError, UsageError
+
+_N = TypeVar("_N", int, float)
 
 
 @click.group("detect")
@@ -38,7 +42,7 @@ def detect_group() -> None:
 @click.option("--value-range", default=None, metavar="LO:HI", help="The inputs' range, e.g. 0:16.")
 @click.option("--false-alarm", default=0.01, show_default=True, type=float,
               help="Target false-alarm rate of the thresholds.")  # fmt: skip
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the reference (then sign it: mlwarden sign OUT --key KEY).",
@@ -62,13 +66,20 @@ def fit_command(
     bounds = _pair(value_range, ":", float, "--value-range") if value_range else None
     if not 0 < false_alarm < 0.5:
         raise UsageError("--false-alarm must be between 0 and 0.5")
+    if not out.parent.is_dir():  # checked before the fit, which takes seconds
+        raise OutputError(f"cannot write {out}: no folder {out.parent}")
     x, y = read_reference_data(data)
     estimator = load(model, public_key=key, signature=signature)
     proba = getattr(estimator, "predict_proba", None)
     if not callable(proba):
         raise UsageError(f"{model}: the model has no predict_proba; detectors need probabilities")
+    expected = getattr(estimator, "n_features_in_", None)
+    if isinstance(expected, int) and expected != x.shape[1]:
+        raise MalformedInputError(
+            f"{data}: 'x' has {x.shape[1]} features per row, the model takes {expected}"
+        )
 
-    def predict_proba(rows: Any) -> Any:
+    def predict_proba(rows: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.asarray(proba(rows), dtype=np.float64)
 
     reference = fit_reference(
@@ -88,17 +99,13 @@ def fit_command(
     return 0
 
 
-def read_reference_data(path: Path) -> tuple[Any, Any]:
+def read_reference_data(path: Path) -> tuple[NDArray[np.float64], NDArray[np.int64] | None]:
     """`x` (2-d, finite numbers) and `y` (or None) from an NPZ file; E105 otherwise."""
     if not path.exists():
         raise PathNotFoundError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise MalformedInputError(f"{path}: not an NPZ file ({type(exc).__name__})") from None
+    arrays = read_npz(path, error=MalformedInputError)
     x = arrays.get("x", arrays.get("X"))
-    if x is None or x.ndim < 2 or x.dtype.kind not in "fiu" or x.shape[0] == 0:
+    if x is None or x.ndim < 2 or x.dtype.kind not in "fiu" or x.size == 0:
         raise MalformedInputError(f"{path}: needs a numeric array 'x' of shape (rows, features)")
     x = np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.float64)
     if not np.isfinite(x).all():
@@ -111,7 +118,7 @@ def read_reference_data(path: Path) -> tuple[Any, Any]:
     return x, y
 
 
-def _pair(text: str, sep: str, kind: type, option: str) -> Any:
+def _pair(text: str, sep: str, kind: Callable[[str], _N], option: str) -> tuple[_N, _N]:
     parts = text.split(sep)
     try:
         if len(parts) != 2:

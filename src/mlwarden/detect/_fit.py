@@ -53,6 +53,35 @@ def fit(
     xa, ya, proba, image_shape, value_range = _check(
         x, y, predict_proba, image_shape, value_range, target_false_alarm
     )
+    try:
+        # Values so large that their squared distances overflow would calibrate on inf.
+        with np.errstate(over="raise"):
+            reference = _fit(xa, ya, proba, predict_proba, image_shape, value_range,
+                             target_false_alarm, seed)  # fmt: skip
+    except FloatingPointError:
+        raise ReferenceFitError(
+            "reference data values are too large to compare (numeric overflow); rescale them"
+        ) from None
+    unmeasured = [str(s) for s, v in reference.thresholds.items() if not (np.isfinite(v) and v > 0)]
+    if unmeasured:
+        # Fail closed: a zero or infinite threshold flags everything or nothing.
+        raise ReferenceFitError(
+            f"could not calibrate the {', '.join(sorted(unmeasured))} threshold(s) on this data "
+            "(constant or degenerate rows?)"
+        )
+    return reference
+
+
+def _fit(
+    xa: NDArray[np.float64],
+    ya: NDArray[np.int64] | None,
+    proba: NDArray[np.float64],
+    predict_proba: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    image_shape: tuple[int, int] | None,
+    value_range: tuple[float, float] | None,
+    target_false_alarm: float,
+    seed: int,
+) -> Reference:
     n, d = xa.shape
     n_classes = proba.shape[1]
     labels = ya if ya is not None else np.argmax(proba, axis=1).astype(np.int64)
@@ -240,7 +269,10 @@ def _check(
         raise ReferenceFitError("reference data holds NaN or infinity")
     if not 0.0 < target < 0.5:
         raise ReferenceFitError(f"target_false_alarm must be in (0, 0.5), got {target}")
-    proba = np.asarray(predict_proba(xa), dtype=np.float64)
+    try:
+        proba = np.asarray(predict_proba(xa), dtype=np.float64)
+    except (ValueError, TypeError) as exc:  # scikit-learn's word for "not this input"
+        raise ReferenceFitError(f"the model refused the reference data: {exc}"[:300]) from None
     if proba.ndim != 2 or proba.shape[0] != xa.shape[0] or proba.shape[1] < 2:
         raise ReferenceFitError(
             f"predict_proba returned shape {proba.shape}, expected ({xa.shape[0]}, classes >= 2)"
@@ -273,5 +305,11 @@ def _check(
                 f"value_range must be (low, high) with low < high, got {value_range}"
             )
         value_range = (lo, hi)
+        if xa.min() < lo or xa.max() > hi:
+            # Squeezing quantizes within the range: data outside it would calibrate nonsense.
+            raise ReferenceFitError(
+                f"reference data spans {xa.min():g}..{xa.max():g}, "
+                f"outside value_range {lo:g}..{hi:g}"
+            )
     shape = (int(image_shape[0]), int(image_shape[1])) if image_shape is not None else None
     return xa, ya, proba, shape, value_range

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +23,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mlwarden._npz import read_npz
 from mlwarden.detect._signal import Signal
-from mlwarden.errors import ReferenceDataError
+from mlwarden.errors import OutputError, ReferenceDataError
 
 FORMAT = "mlwarden-detect-reference"
 VERSION = 2
@@ -135,7 +135,10 @@ class Reference:
         arrays["meta"] = np.frombuffer(meta, dtype=np.uint8)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, allow_pickle=False, **arrays)
-        path.write_bytes(buffer.getvalue())
+        try:
+            path.write_bytes(buffer.getvalue())
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def fit_reference(
@@ -198,10 +201,10 @@ def load_reference(path: Path) -> Reference:
     if size > MAX_BYTES:
         raise _bad(path, f"is larger than {MAX_BYTES} bytes")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise _bad(path, f"is not a detector reference file ({type(exc).__name__})") from None
+        arrays = read_npz(path, error=ReferenceDataError)
+    except ReferenceDataError as exc:
+        detail = exc.message.removeprefix(f"{path}: ")
+        raise _bad(path, f"is not a detector reference file: {detail}") from None
     if "meta" not in arrays:
         raise _bad(path, "lacks meta")
     try:
