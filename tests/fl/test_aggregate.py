@@ -87,7 +87,8 @@ def test_robust_rules_resist_a_sign_flipping_minority(rule: str) -> None:
     attackers = [{k: -10.0 * v for k, v in c.items()} for c in clients[:2]]
     poisoned = [*attackers, *clients[2:]]
     honest_mean = aggregate(clients[2:])
-    robust = aggregate(poisoned, rule, trim=0.2, f=2)  # type: ignore[arg-type]
+    params = {"trimmed_mean": {"trim": 0.2}, "krum": {"f": 2}, "multi_krum": {"f": 2}}
+    robust = aggregate(poisoned, rule, **params.get(rule, {}))  # type: ignore[arg-type]
     plain = aggregate(poisoned)
     for name in honest_mean:
         cos = float(

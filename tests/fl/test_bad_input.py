@@ -85,7 +85,7 @@ def test_krum_f_too_large(cohort: Cohort) -> None:
         ({"rule": "mean", "weights": [1, 2]}, "2 weights for 12 client updates"),
         ({"rule": "mean", "weights": [-1] + [1] * 11}, "non-negative"),
         ({"rule": "mean", "weights": [0] * 12}, "not all zero"),
-        ({"rule": "mean", "weights": ["a"] * 12}, "weights are not numbers"),
+        ({"rule": "mean", "weights": ["a"] * 12}, "weights are not a sequence of numbers"),
         ({"rule": "median", "m": 3}, "m applies to rule 'multi_krum'"),
         ({"rule": "mean", "clip": 0.0}, "not a positive finite number"),
         ({"rule": "mean", "clip": float("nan")}, "not a positive finite number"),
@@ -99,7 +99,7 @@ def test_parameters_that_do_not_fit(cohort: Cohort, params: dict[str, Any], mess
 
 
 def test_trim_that_drops_everything() -> None:
-    # 2 clients, trim 0.49: k = 0, fine; 3 clients with trim 0.4: k = 1, 2k < 3, fine.
+    # 3 clients with trim 0.4: k = 1, 2k < 3, fine.
     ok = aggregate([_one(x=np.zeros(1)), _one(x=np.ones(1)), _one(x=np.full(1, 9.0))],
                    "trimmed_mean", trim=0.4)  # fmt: skip
     np.testing.assert_allclose(ok["x"], [1.0])

@@ -145,6 +145,9 @@ def data_screen_command(
         from mlwarden.policy import load_policy
 
         policy = load_policy(trust).trust
+    if stream and (model is not None or embed_spec is not None):
+        # Refused before the model is loaded or the function imported: it would not be used.
+        raise UsageError("--model and --embed need the whole dataset: not with --stream")
     embed = _embedding(model, model_key, model_signature, policy, embed_spec)
     result = screen_rows(
         path,

@@ -157,6 +157,12 @@ def screen_rows(
     kind = kind_of(path)
     trusted = _trusted_baseline(baseline, baseline_key, trust, label) if baseline else None
     streaming = stream and kind in ("csv", "parquet")
+    if streaming and embed is not None:
+        # Streaming runs only the row-local screens: the representation would be ignored.
+        raise UsageError(
+            "a representation needs the whole dataset; it cannot be used when streaming",
+            hint="drop --stream, or screen without --model/--embed",
+        )
     dataset = None if streaming else load_dataset(path, label=label, max_row_bytes=max_row_bytes)
     location = str(path)
 

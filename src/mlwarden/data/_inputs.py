@@ -13,6 +13,8 @@ row (or none), and the text columns as Python strings.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,15 +383,30 @@ def _read_arrays(path: Path, kind: str, *, label: str | None) -> Dataset:
                 f"{path} has no array 'X' (it has {', '.join(keys) or 'none'})",
                 hint="save features and labels together: np.savez(path, X=X, y=y)",
             )
-        x = np.asarray(archive["X"])
+        x = _member(path, archive, "X")
         wanted = label or "y"
         if label is not None and label not in keys:
             raise MissingLabelError(f"{path} has no array {label!r}")
-        y = np.asarray(archive[wanted]) if wanted in keys else None
-        extra = {k: np.asarray(archive[k]) for k in keys if k not in ("X", wanted)}
+        y = _member(path, archive, wanted) if wanted in keys else None
+        extra = {k: _member(path, archive, k) for k in keys if k not in ("X", wanted)}
     return _from_arrays(
         path, kind, x, y, source=extra, label_name=wanted if y is not None else None
     )
+
+
+def _member(path: Path, archive: Any, key: str) -> npt.NDArray[Any]:
+    """One array of an .npz: its members are read only now, so their errors surface here."""
+    try:
+        return np.asarray(archive[key])
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise MixedTypesError(
+                f"{path}: array {key!r} holds Python objects, not numbers",
+                hint="save a numeric array",
+            ) from None
+        raise MalformedInputError(f"{path}: array {key!r}: {exc}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise MalformedInputError(f"{path}: array {key!r} cannot be read: {exc}") from None
 
 
 def _from_arrays(

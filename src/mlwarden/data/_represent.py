@@ -50,14 +50,19 @@ def represent(embed: Embed, features: FloatArray) -> FloatArray:
         out = embed(features)
     except MlwardenError:
         raise
-    except Exception as exc:  # user code or a model: any failure is the input's
+    # SystemExit too: user code calling sys.exit() must not end the screen with its status.
+    except (Exception, SystemExit) as exc:  # user code or a model: any failure is the input's
         raise EmbeddingFailedError(
             f"the representation failed on the dataset's features: {type(exc).__name__}: {exc}",
             hint="check that the model or function takes this dataset's feature columns",
         ) from None
     try:
-        arr = np.asarray(_numpy(out), dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        raw = np.asarray(_numpy(out))
+        if raw.dtype.kind == "c":
+            # Casting would silently drop the imaginary parts.
+            raise TypeError(f"it holds complex numbers ({raw.dtype})")
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError, AttributeError) as exc:
         raise EmbeddingValueError(f"the representation is not numeric: {exc}") from None
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)
@@ -79,7 +84,13 @@ def represent(embed: Embed, features: FloatArray) -> FloatArray:
 def _numpy(out: Any) -> Any:
     """A torch tensor (or anything with `.detach().numpy()`) as a numpy array."""
     detach = getattr(out, "detach", None)
-    return detach().cpu().numpy() if callable(detach) else out
+    if not callable(detach):
+        return out
+    tensor = detach().cpu()
+    # bfloat16 has no NumPy dtype; float32 holds every bfloat16 value exactly.
+    if str(getattr(tensor, "dtype", "")) == "torch.bfloat16":
+        tensor = tensor.float()
+    return tensor.numpy()
 
 
 def import_embedding(spec: str) -> Embed:
@@ -92,7 +103,7 @@ def import_embedding(spec: str) -> Embed:
         )
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # importing user code: any failure is the spec's
+    except (Exception, SystemExit) as exc:  # importing user code: any failure is the spec's
         raise EmbedSpecError(
             f"cannot import {module_name!r} for --embed: {type(exc).__name__}: {exc}",
             hint="the module must be importable from the current directory or sys.path",
@@ -169,13 +180,9 @@ def _state_dict_mlp(state: Mapping[str, Any]) -> Embed:
     for name, value in state.items():
         if not str(name).endswith(".weight"):
             continue
-        weight = np.asarray(_numpy(value), dtype=np.float64)
+        weight = _layer_array(name, value)
         bias_value = state.get(str(name)[: -len("weight")] + "bias")
-        bias = (
-            np.zeros(weight.shape[0])
-            if bias_value is None
-            else np.asarray(_numpy(bias_value), dtype=np.float64)
-        )
+        bias = np.zeros(weight.shape[0]) if bias_value is None else _layer_array(name, bias_value)
         if weight.ndim != 2 or bias.shape != (weight.shape[0],):
             raise NoRepresentationError(
                 f"layer {name!r} is not a Linear layer (weight shape {weight.shape})",
@@ -201,6 +208,20 @@ def _state_dict_mlp(state: Mapping[str, Any]) -> Embed:
         return x
 
     return hidden
+
+
+def _layer_array(name: object, value: object) -> FloatArray:
+    """A layer's weight or bias as real float64 numbers; E148 for anything else."""
+    try:
+        raw = np.asarray(_numpy(value))
+    except (TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise NoRepresentationError(f"layer {name!r} is not numeric: {exc}") from None
+    if raw.dtype.kind not in "biuf":
+        raise NoRepresentationError(
+            f"layer {name!r} holds {raw.dtype} values, not real numbers",
+            hint="for other architectures give --embed module:function",
+        )
+    return np.asarray(raw, dtype=np.float64)
 
 
 def _fits(x: FloatArray, inputs: int) -> None:

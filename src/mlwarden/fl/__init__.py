@@ -8,14 +8,16 @@
 An `Update` is one client's tensors by name: `dict[str, numpy.ndarray]` or a PyTorch
 state dict (`dict[str, torch.Tensor]`); a cohort is `{client_id: update}` or a list of
 updates. Every update must have the same names, shapes and dtypes (E190), finite values
-(E191), and at least one tensor (E192); parameters that do not fit the cohort are E193,
-anything that is not an update E194. Results have the names, dtypes and kind (NumPy or
+(E191), and at least one non-empty tensor (E192); parameters that do not fit the cohort,
+or that the rule would ignore (`trim` for "median"), are E193, anything that is not an
+update E194. Results have the names, dtypes and kind (NumPy or
 torch, on the first update's device) of the first update.
 
 `aggregate(updates, rule, *, weights, trim, f, m, clip)`:
 - `"mean"`: FedAvg, weighted by `weights` (samples per client); no robustness at all.
 - `"median"`: coordinate-wise median; robust while fewer than half the clients attack.
-- `"trimmed_mean"`: drops `floor(trim * n)` values at each end of each coordinate.
+- `"trimmed_mean"`: drops `floor(trim * n)` values at each end of each coordinate
+  (`trim` defaults to 0.1).
 - `"krum"` / `"multi_krum"`: the update(s) closest to their n - f - 2 nearest neighbours;
   needs n >= 2f + 3 (`f` defaults to the largest such f), multi-Krum averages `m` of them.
 - `clip=C` or `clip="median"`: every update is first scaled to an L2 norm of at most C

@@ -77,8 +77,12 @@ def trimmed_mean(matrix: Matrix, trim: float) -> Matrix:
     if not is_number(trim) or not 0.0 <= trim < 0.5:
         raise AggregationParameterError(f"trim={trim!r} is not in [0, 0.5)")
     k = int(np.floor(trim * n))
-    if 2 * k >= n:
-        raise AggregationParameterError(f"trim={trim} drops all {n} updates")
+    if k == 0 and trim > 0:
+        # The caller asked for robustness and would silently get the plain mean.
+        raise AggregationParameterError(
+            f"trim={trim:g} of {n} updates drops none: that is the plain mean",
+            hint=f"use trim >= {1 / n:.3g}, or median for small cohorts",
+        )
     ordered = np.sort(matrix, axis=0)
     return np.asarray(ordered[k : n - k].mean(axis=0), dtype=np.float64)
 
@@ -86,6 +90,9 @@ def trimmed_mean(matrix: Matrix, trim: float) -> Matrix:
 def krum_scores(matrix: Matrix, f: int) -> NDArray[np.float64]:
     """Krum's score per row: the sum of squared distances to its n - f - 2 nearest rows."""
     n = matrix.shape[0]
+    # Distances do not change under a shift; centring first keeps |a|^2 + |b|^2 - 2ab from
+    # cancelling away the differences of updates far from the origin (raw weights).
+    matrix = matrix - matrix.mean(axis=0)
     squared = np.einsum("ij,ij->i", matrix, matrix)
     distances = squared[:, None] + squared[None, :] - 2.0 * (matrix @ matrix.T)
     np.maximum(distances, 0.0, out=distances)
@@ -126,7 +133,7 @@ def aggregate(
     rule: Rule = "mean",
     *,
     weights: Sequence[float] | None = None,
-    trim: float = 0.1,
+    trim: float | None = None,
     f: int | None = None,
     m: int | None = None,
     clip: float | str | None = None,
@@ -134,7 +141,7 @@ def aggregate(
     """Combine one round's client updates into one, of the same kind, names and dtypes.
 
     `rule`: "mean" (FedAvg; `weights` = each client's sample count), "median",
-    "trimmed_mean" (`trim`: the share dropped at each end), "krum" or "multi_krum"
+    "trimmed_mean" (`trim`: the share dropped at each end, default 0.1), "krum" or "multi_krum"
     (`f`: the most attackers assumed, default the largest Krum tolerates; `m`: how many
     updates multi-Krum averages, default n - f). `clip`: scale every update to this L2
     norm at most first ("median" for the cohort's median norm). Pass deltas (client
@@ -149,8 +156,13 @@ def aggregate(
         )
     if weights is not None and rule != "mean":
         raise AggregationParameterError(f"weights apply to rule 'mean', not {rule!r}")
+    # A parameter the rule ignores is refused: the caller believes it protects them.
     if m is not None and rule != "multi_krum":
         raise AggregationParameterError(f"m applies to rule 'multi_krum', not {rule!r}")
+    if f is not None and rule not in ("krum", "multi_krum"):
+        raise AggregationParameterError(f"f applies to rules 'krum' and 'multi_krum', not {rule!r}")
+    if trim is not None and rule != "trimmed_mean":
+        raise AggregationParameterError(f"trim applies to rule 'trimmed_mean', not {rule!r}")
     if clip is not None:
         matrix = clip_rows(matrix, clip)
     if rule == "mean":
@@ -158,7 +170,7 @@ def aggregate(
     elif rule == "median":
         result = median(matrix)
     elif rule == "trimmed_mean":
-        result = trimmed_mean(matrix, trim)
+        result = trimmed_mean(matrix, 0.1 if trim is None else trim)
     else:
         f_used = check_krum(n, f)
         count = 1 if rule == "krum" else (n - f_used if m is None else m)
@@ -169,15 +181,20 @@ def aggregate(
 
 
 def _weights(weights: Sequence[float], n: int) -> NDArray[np.float64]:
-    try:
-        array = np.asarray(weights, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise AggregationParameterError("weights are not numbers") from None
+    values = list(weights) if isinstance(weights, Sequence | np.ndarray) else None
+    # np.asarray alone would take "3" and True for numbers.
+    if values is None or not all(is_number(w) for w in values):
+        raise AggregationParameterError(
+            "weights are not a sequence of numbers",
+            hint="pass each client's number of training samples",
+        )
+    array = np.asarray(values, dtype=np.float64)
     if array.shape != (n,):
         raise AggregationParameterError(f"{array.size} weights for {n} client updates")
-    if not np.isfinite(array).all() or (array < 0).any() or array.sum() <= 0:
+    if not np.isfinite(array).all() or (array < 0).any() or array.max() <= 0:
         raise AggregationParameterError(
             "weights must be finite, non-negative and not all zero",
             hint="pass each client's number of training samples",
         )
-    return array
+    # Scaled by the largest first: a sum of huge finite weights would overflow to inf.
+    return np.asarray(array / array.max(), dtype=np.float64)

@@ -61,7 +61,7 @@ class Layout:
         for entry in self.entries:
             part = row[entry.start : entry.stop].reshape(entry.shape)
             if np.dtype(_numpy_dtype(entry.dtype)).kind in "iu":
-                part = np.rint(part)
+                part = np.clip(np.rint(part), *_integer_bounds(_numpy_dtype(entry.dtype)))
             # np.array, not ascontiguousarray: that one turns a 0-d tensor into shape (1,).
             array = np.array(part, dtype=_numpy_dtype(entry.dtype)).reshape(entry.shape)
             if self.kind == "torch":
@@ -115,6 +115,9 @@ def stack(cohort: Cohort) -> Stacked:
         raise EmptyCohortError("the cohort holds no client updates")
     first_client, first = items[0]
     layout = _layout(first_client, first)
+    if layout.size == 0:
+        # Nothing to aggregate, and nothing to screen: every client would look alike.
+        raise EmptyCohortError(f"update of client {first_client!r} holds only empty tensors")
     matrix = np.empty((len(items), layout.size), dtype=np.float64)
     problems: list[str] = []
     for row, (client, update) in enumerate(items):
@@ -163,6 +166,12 @@ def _tensors(client: str, update: object) -> Mapping[str, Any]:
 
 
 def _kind(client: str, name: object, value: object) -> Literal["numpy", "torch"]:
+    if isinstance(value, np.ma.MaskedArray):
+        # Its masked cells still hold numbers, which would be aggregated as if valid.
+        raise UnsupportedUpdateError(
+            f"update of client {client!r}: {name!r} is a masked array",
+            hint="send dense arrays: fill or drop the masked values first",
+        )
     if isinstance(value, np.ndarray):
         return "numpy"
     torch = sys.modules.get("torch")
@@ -177,7 +186,7 @@ def _kind(client: str, name: object, value: object) -> Literal["numpy", "torch"]
 def _dtype_name(client: str, name: str, value: Any, kind: str) -> str:
     if kind == "torch":
         text = str(value.dtype).removeprefix("torch.")
-        ok = value.dtype.is_floating_point or text in _TORCH_INTS
+        ok = text in _TORCH_FLOATS or text in _TORCH_INTS
     else:
         text = str(value.dtype)
         ok = value.dtype.kind in "fiu"
@@ -189,7 +198,22 @@ def _dtype_name(client: str, name: str, value: Any, kind: str) -> str:
     return text
 
 
+# The float8 types are floating point too, but have no NumPy dtype to rebuild them in.
+_TORCH_FLOATS = frozenset({"float16", "bfloat16", "float32", "float64"})
 _TORCH_INTS = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"})
+
+
+def _integer_bounds(dtype: str) -> tuple[float, float]:
+    """The float64 range that casts into `dtype` without wrapping around.
+
+    int64's largest value rounds up to 2**63 in float64, which casts to the smallest
+    int64: the upper bound is the largest float64 below the type's maximum.
+    """
+    limits = np.iinfo(dtype)
+    upper = float(limits.max)
+    if int(upper) > int(limits.max):
+        upper = float(np.nextafter(upper, 0.0))
+    return float(limits.min), upper
 
 
 def _numpy_dtype(name: str) -> str:

@@ -122,6 +122,15 @@ def screen(
         raise AggregationParameterError(f"threshold={threshold!r} is not a positive number")
     if not is_integer(round) or round < 0:
         raise AggregationParameterError(f"round={round!r} is not a non-negative integer")
+    # Checked before anything is scored: a log that cannot take the events must fail the
+    # round, not surface only once someone is quarantined.
+    if audit is not None and not isinstance(audit, AuditLog | BatchedAuditWriter):
+        raise AggregationParameterError(
+            f"audit={type(audit).__name__} is neither an AuditLog nor a BatchedAuditWriter",
+            hint="open one with mlwarden.audit.open_audit_log",
+        )
+    if model is not None and (not isinstance(model, str) or not model):
+        raise AggregationParameterError(f"model={model!r} is not a non-empty string")
     stacked = stack(updates)
     n = stacked.matrix.shape[0]
     if n < _MIN_CLIENTS:

@@ -29,14 +29,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from mlwarden.data.screens._arrays import FloatArray, IntArray
 
 Content = Callable[[list[int]], IntArray]
-Overlapping = Callable[[Any, list[int]], list[list[int]]]
+BoolArray = npt.NDArray[np.bool_]
+Overlapping = Callable[[BoolArray, list[int]], list[list[int]]]
 
 DEFAULT_TOLERANCE = 0.01
 # One ordinary value shared by a few rows is what a discrete column does by itself; a
@@ -69,7 +70,7 @@ def value_bins(features: FloatArray, tolerance: float) -> IntArray:
 def find_patterns(
     features: FloatArray,
     codes: IntArray,
-    mismatched: Any,
+    mismatched: BoolArray,
     content: Content,
     overlapping: Overlapping,
     *,
@@ -149,7 +150,7 @@ def _group_patterns(
 def _checked(
     trigger: list[int],
     target: int,
-    marks: Any,
+    marks: BoolArray,
     codes: IntArray,
     content: Content,
     *,
