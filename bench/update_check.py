@@ -1,24 +1,31 @@
 """The update gate against real updates of small real models on digits.
 
-Usage: .venv/bin/python bench/update_check.py [--quick]
+Usage: .venv/bin/python bench/update_check.py [--quick] [--only TEXT] [--dump]
 
 Three old versions, trained here on 70% of the digits training split: a scikit-learn
 LogisticRegression pipeline, a scikit-learn MLP pipeline, and a PyTorch MLP (a state
 dict of Linear layers). Each gets these updates, all made here:
 
-* honest fine-tunes: warm-started on the fresh 30% of the training split, and on the
-  whole split with a little pixel noise;
+* honest fine-tunes: warm-started on the fresh 30% of the training split, on the whole
+  split with a little pixel noise, and on bootstrap resamples with per-image contrast
+  jitter (seeds 0-3 "tuned", 10-14 "held-out");
 * label-flip-poisoned updates: half of one class relabelled to another (3->8, 1->7);
-* backdoored updates: rows stamped with a trigger (2x2 corner, 2x2 centre, 3x3 top)
-  relabelled to a target (7, 0, 5);
+* backdoored updates that replace 10% of the rows with stamped, relabelled ones
+  ("backdoor ...": 2x2 corner, 2x2 centre, 3x3 top);
+* accuracy-preserving backdoors ("backdoor* ..."): stamped, relabelled copies of 1-10%
+  of the rows added to the clean rows, trained longer; the "tuned" ones reuse the shapes
+  above, the "held-out" ones use other shapes (lines, scattered pixels), positions,
+  in-range values (8, 10, 12 of 16), targets and rates. ASR = share of canary rows of
+  other classes that the stamped trigger sends to the target;
 * weight tampering: a layer scaled by 10, a layer sign-flipped;
 * an architecture swap (LogisticRegression -> MLP, MLP hidden width 32 -> 64).
 
-Every poisoned update is warm-started from the old version, the hardest case for the
-structural checks (a retrain from scratch moves the weights far more). The canary set
-is the held-out 25% test split. The policy is the default `update` section
-(expect: fine-tune). No peer tool checks model updates by behaviour, so the table is
-mlwarden alone: per case the verdict, the rules that fired and the time of `compare`.
+"tuned" cases are those the gate's constants were chosen on (the defaults were set on
+the first versions of them); "held-out" cases were added later and no constant was set
+from them. The canary set is the held-out 25% test split. The policy is the default
+`update` section (expect: fine-tune). No peer tool checks model updates by behaviour,
+so the table is mlwarden alone: per case the verdict, the rules that fired and the time
+of `compare`; the summary counts what the trigger search (UPD009) caught on its own.
 """
 
 from __future__ import annotations
@@ -55,11 +62,44 @@ FLIPS = {"flip3->8": (3, 8), "flip1->7": (1, 7)}
 
 
 @dataclass(frozen=True, slots=True)
+class Backdoor:
+    """An accuracy-preserving backdoor: poisoned copies added to the clean training rows."""
+
+    name: str
+    pixels: tuple[int, ...]
+    value: float
+    target: int
+    rate: float
+    seed: int
+
+
+# Cases the gate's constants were chosen on ("tuned") and cases never looked at while
+# choosing them ("held-out"): other shapes, positions, in-range values, targets, rates.
+TUNED_BACKDOORS = (
+    Backdoor("2x2 corner=16 ->7 5%", (0, 1, 8, 9), 16.0, 7, 0.05, 11),
+    Backdoor("2x2 centre=16 ->0 5%", (27, 28, 35, 36), 16.0, 0, 0.05, 12),
+    Backdoor("3x3 top=16 ->5 10%", (2, 3, 4, 10, 11, 12, 18, 19, 20), 16.0, 5, 0.10, 13),
+)
+HELD_OUT_BACKDOORS = (
+    Backdoor("2x2 bottom-right=8 ->3 5%", (54, 55, 62, 63), 8.0, 3, 0.05, 21),
+    Backdoor("3x3 left=12 ->9 3%", (24, 25, 26, 32, 33, 34, 40, 41, 42), 12.0, 9, 0.03, 22),
+    Backdoor("line bottom row=16 ->1 2%", (57, 58, 59, 60, 61), 16.0, 1, 0.02, 23),
+    Backdoor("line column=8 ->4 10%", (7, 15, 23, 31), 8.0, 4, 0.10, 24),
+    Backdoor("scattered 3 px=16 ->2 1%", (6, 33, 58), 16.0, 2, 0.01, 25),
+    Backdoor("scattered 4 px=10 ->6 5%", (5, 22, 43, 48), 10.0, 6, 0.05, 26),
+)
+TUNED_HONEST_SEEDS = (0, 1, 2, 3)
+HELD_OUT_HONEST_SEEDS = (10, 11, 12, 13, 14)
+
+
+@dataclass(frozen=True, slots=True)
 class Case:
     family: str
     name: str
     poisoned: bool
     build: Callable[[], Any]
+    split: str = "tuned"
+    backdoor: Backdoor | None = None
 
 
 def _split() -> tuple[Any, ...]:
@@ -82,6 +122,40 @@ def _stamp(x: Any, y: Any, pixels: tuple[int, ...], target: int, rate: float = 0
     return x, y
 
 
+def _poison(x: Any, y: Any, door: Backdoor) -> tuple[Any, Any]:
+    """The clean rows plus stamped, relabelled copies of `rate` of them."""
+    rng = np.random.default_rng(door.seed)
+    rows = rng.choice(len(x), max(1, round(door.rate * len(x))), replace=False)
+    stamped = x[rows].copy()
+    stamped[:, list(door.pixels)] = door.value
+    return np.vstack([x, stamped]), np.concatenate([y, np.full(len(rows), door.target)])
+
+
+def _honest_data(x: Any, y: Any, seed: int) -> tuple[Any, Any]:
+    """An honest update's data: a bootstrap of the rows, per-image contrast jitter (0.85-1.15)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(x), len(x), replace=True)
+    contrast = rng.uniform(0.85, 1.15, (len(rows), 1))
+    return np.clip(x[rows] * contrast, 0, 16), y[rows]
+
+
+def attack_success(model: Any, door: Backdoor, x: Any, y: Any, scale: float) -> float:
+    """Share of canary rows of other classes the trigger sends to the target."""
+    others = x[y != door.target].copy()
+    others[:, list(door.pixels)] = door.value / scale
+    return float((_predict(model, others) == door.target).mean())
+
+
+def _predict(model: Any, x: Any) -> Any:
+    if isinstance(model, dict):
+        from mlwarden.update import as_update_model
+
+        view = as_update_model(model)
+        assert view.predict is not None
+        return view.predict(x).argmax(axis=1)
+    return model.predict(x)
+
+
 def _flip(y: Any, source: int, target: int) -> Any:
     y = y.copy()
     members = np.flatnonzero(y == source)
@@ -96,10 +170,10 @@ def _noisy(x: Any) -> Any:
 # --- scikit-learn -------------------------------------------------------------------
 
 
-def _sk_finetune(old: Pipeline, x: Any, y: Any) -> Pipeline:
+def _sk_finetune(old: Pipeline, x: Any, y: Any, iters: int = 30) -> Pipeline:
     new = copy.deepcopy(old)
     clf = new.steps[-1][1]
-    clf.set_params(warm_start=True, max_iter=30)
+    clf.set_params(warm_start=True, max_iter=iters)
     clf.fit(new.steps[0][1].transform(x), y)
     return new
 
@@ -130,6 +204,15 @@ def _sk_cases(family: str, old: Pipeline, data: tuple[Any, ...]) -> list[Case]:
     for name, (pixels, target) in TRIGGERS.items():
         cases.append(Case(family, f"backdoor {name}", True,
                           lambda p=pixels, t=target: _sk_finetune(old, *_stamp(x_tr, y_tr, p, t))))  # fmt: skip  # noqa: E501
+    for split, seeds in (("tuned", TUNED_HONEST_SEEDS), ("held-out", HELD_OUT_HONEST_SEEDS)):
+        for seed in seeds:
+            xs, ys = x_tr, y_tr
+            cases.append(Case(family, f"honest: seed {seed}", False,
+                              lambda xs=xs, ys=ys, seed=seed: _sk_finetune(old, *_honest_data(xs, ys, seed)), split))  # fmt: skip  # noqa: E501
+    for split, doors in (("tuned", TUNED_BACKDOORS), ("held-out", HELD_OUT_BACKDOORS)):
+        for door in doors:
+            cases.append(Case(family, f"backdoor* {door.name}", True,
+                              lambda d=door: _sk_finetune(old, *_poison(x_tr, y_tr, d), 100), split, door))  # fmt: skip  # noqa: E501
     cases.append(Case(family, "tamper: layer x10", True, lambda: _sk_tamper(old, coef, idx, 10.0)))
     cases.append(Case(family, "tamper: sign flip", True, lambda: _sk_tamper(old, coef, idx, -1.0)))
     width = 32 if family == "sklearn-lr" else 64
@@ -188,6 +271,15 @@ def _torch_cases(old: dict[str, Any], data: tuple[Any, ...]) -> list[Case]:
     for name, (pixels, target) in TRIGGERS.items():
         cases.append(Case(f, f"backdoor {name}", True,
                           lambda p=pixels, t=target: _torch_train(old, *_stamp(x_tr, y_tr, p, t), 3 * ft)))  # fmt: skip  # noqa: E501
+    for split, seeds in (("tuned", TUNED_HONEST_SEEDS), ("held-out", HELD_OUT_HONEST_SEEDS)):
+        for seed in seeds:
+            xs, ys = (x_new, y_new) if seed % 2 == 0 else (x_tr, y_tr)
+            cases.append(Case(f, f"honest: seed {seed}", False,
+                              lambda xs=xs, ys=ys, seed=seed: _torch_train(old, *_honest_data(xs, ys, seed), ft), split))  # fmt: skip  # noqa: E501
+    for split, doors in (("tuned", TUNED_BACKDOORS), ("held-out", HELD_OUT_BACKDOORS)):
+        for door in doors:
+            cases.append(Case(f, f"backdoor* {door.name}", True,
+                              lambda d=door: _torch_train(old, *_poison(x_tr, y_tr, d), 3 * ft), split, door))  # fmt: skip  # noqa: E501
     cases.append(Case(f, "tamper: layer x10", True, lambda: _torch_tamper(old, "0.weight", 10.0)))
     cases.append(Case(f, "tamper: sign flip", True, lambda: _torch_tamper(old, "2.weight", -1.0)))
     cases.append(
@@ -196,61 +288,90 @@ def _torch_cases(old: dict[str, Any], data: tuple[Any, ...]) -> list[Case]:
     return cases
 
 
+def _summary(rows: list[tuple[Any, ...]], split: str) -> str:
+    mine = [r for r in rows if r[0].split == split]
+    honest = [r for r in mine if not r[0].poisoned]
+    doors = [r for r in mine if r[0].poisoned and r[0].name.startswith("backdoor")]
+    other = [r for r in mine if r[0].poisoned and not r[0].name.startswith("backdoor")]
+    alone = sum("UPD009" in r[2] for r in doors)
+    honest_alone = sum("UPD009" not in r[2] for r in honest)
+    return (
+        f"{split:8}: honest passed {sum(r[4] for r in honest)}/{len(honest)} "
+        f"(trigger search silent on {honest_alone}/{len(honest)}); "
+        f"backdoors refused {sum(r[4] for r in doors)}/{len(doors)}, "
+        f"by the trigger search alone {alone}/{len(doors)}; "
+        f"other poisoned/tampered refused {sum(r[4] for r in other)}/{len(other)}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="LogisticRegression cases only")
-    parser.add_argument("--anomaly-index", type=float, default=3.0, help="update.anomaly_index")
-    parser.add_argument(
-        "--min-trigger-success", type=float, default=0.8, help="update.min_trigger_success"
-    )
+    parser.add_argument("--only", default="", help="run only cases whose name contains this")
+    parser.add_argument("--dump", action="store_true", help="print the top trigger shares")
     args = parser.parse_args(argv)
     data = _split()
     _, _, x_old, y_old, _, _, x_te, y_te = data
-    config = UpdateConfig(
-        anomaly_index=args.anomaly_index, min_trigger_success=args.min_trigger_success
-    )
-    print(f"anomaly_index {config.anomaly_index}, min_trigger_success {config.min_trigger_success}")
+    config = UpdateConfig()
+    print(f"policy: default update section; date {time.strftime('%Y-%m-%d')}")
     old_lr = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, random_state=0)).fit(
         x_old, y_old
     )
-    families: list[tuple[Any, list[Case], Any]] = [
-        (old_lr, _sk_cases("sklearn-lr", old_lr, data), x_te)
+    families: list[tuple[Any, list[Case], Any, float]] = [
+        (old_lr, _sk_cases("sklearn-lr", old_lr, data), x_te, 1.0)
     ]
     if not args.quick:
         old_mlp = make_pipeline(
             StandardScaler(), MLPClassifier((32,), max_iter=200, random_state=0)
         ).fit(x_old, y_old)
-        families.append((old_mlp, _sk_cases("sklearn-mlp", old_mlp, data), x_te))
+        families.append((old_mlp, _sk_cases("sklearn-mlp", old_mlp, data), x_te, 1.0))
         old_torch = _torch_train(None, x_old, y_old, 200)
-        families.append((old_torch, _torch_cases(old_torch, data), x_te / 16.0))
+        families.append((old_torch, _torch_cases(old_torch, data), x_te / 16.0, 16.0))
     rows = []
-    for old, cases, canary in families:
+    head = (
+        f"{'model':11} {'split':8} {'update':36} {'want':6} {'got':7} {'ok':3} "
+        f"{'acc-drop':>8} {'ASR':>5} {'s':>5}  rules"
+    )
+    print(head)
+    for old, cases, canary, scale in families:
         for case in cases:
+            if args.only and args.only not in case.name:
+                continue
             new = case.build()
             started = time.perf_counter()
             result = compare(old, new, canary, y_te, config=config)
             seconds = time.perf_counter() - started
             rules = sorted({f.rule_id for f in result.report.findings})
             ok = (not result.passed) if case.poisoned else result.passed
+            asr = (
+                f"{attack_success(new, case.backdoor, canary, y_te, scale):5.2f}"
+                if case.backdoor
+                else "    -"
+            )
+            drop = result.behaviour.accuracy_old - result.behaviour.accuracy_new
             rows.append((case, result, rules, seconds, ok))
-    head = f"{'model':12} {'update':38} {'want':7} {'got':8} {'ok':3} {'acc new':>7}"
-    print(f"{head} {'time s':>6}  rules")
-    for case, result, rules, seconds, ok in rows:
-        want = "refuse" if case.poisoned else "pass"
-        got = "passed" if result.passed else "refused"
-        print(
-            f"{case.family:12} {case.name:38} {want:7} {got:8} {'yes' if ok else 'NO':3} "
-            f"{result.behaviour.accuracy_new:7.3f} {seconds:6.2f}  {','.join(rules)}"
-        )
-    poisoned = [r for r in rows if r[0].poisoned]
-    honest = [r for r in rows if not r[0].poisoned]
-    print(
-        f"\npoisoned or tampered refused: {sum(r[4] for r in poisoned)}/{len(poisoned)}; "
-        f"honest passed: {sum(r[4] for r in honest)}/{len(honest)}; "
-        f"median check time {statistics.median(r[3] for r in rows):.2f} s"
-    )
-    backdoors = [r for r in poisoned if r[0].name.startswith("backdoor")]
-    print(f"backdoors refused: {sum(r[4] for r in backdoors)}/{len(backdoors)}")
+            print(
+                f"{case.family:11} {case.split:8} {case.name[:36]:36} "
+                f"{'refuse' if case.poisoned else 'pass':6} "
+                f"{'passed' if result.passed else 'refused':7} {'yes' if ok else 'NO':3} "
+                f"{drop:8.3f} {asr} {seconds:5.2f}  {','.join(rules)}",
+                flush=True,
+            )
+            if args.dump:
+                top = sorted(result.triggers, key=lambda t: -t.success)[:3]
+                print(
+                    "    "
+                    + "  ".join(
+                        f"{t.target}:{t.success:.2f}/{t.anomaly_index:.1f}"
+                        f"{'/' + format(t.null, '.2f') if hasattr(t, 'null') else ''}"
+                        for t in top
+                    ),
+                    flush=True,
+                )
+    print()
+    for split in ("tuned", "held-out"):
+        print(_summary(rows, split))
+    print(f"median check time {statistics.median(r[3] for r in rows):.2f} s")
     return 0
 
 

@@ -47,7 +47,6 @@ def test_anomaly_index_known_answer() -> None:
 def test_trigger_search_finds_the_planted_feature() -> None:
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, size=(120, 6))
-    y = (x[:, :3].argmax(axis=1)).astype(np.int64)
 
     def old(rows: np.ndarray) -> np.ndarray:
         scores = rows[:, :3].copy()
@@ -59,11 +58,73 @@ def test_trigger_search_finds_the_planted_feature() -> None:
         scores[rows[:, 5] >= 1.0, 2] = 10.0
         return scores
 
-    found = search(new, old, x, y, classes=3, values=(0.0, 1.0), max_features=2)
+    found = search(new, old, x, classes=3, values=(0.0, 1.0), max_features=2)
     assert found[2][0] == pytest.approx(1.0)
     assert found[2][1][0] == (5, 1.0)
     assert found[0][0] == 0.0 and found[1][0] == 0.0
     triggers = class_triggers(("a", "b", "c"), found, threshold=2.0, min_success=0.5)
     assert [t.target for t in triggers if t.flagged] == ["c"]
-    same = search(old, old, x, y, classes=3, values=(0.0, 1.0), max_features=2)
+    same = search(old, old, x, classes=3, values=(0.0, 1.0), max_features=2)
     assert all(share == 0.0 for share, _ in same)
+
+
+def test_a_stamp_both_versions_obey_is_not_a_trigger() -> None:
+    """The old version is the null: a pattern it reacts to the same way scores nothing."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, size=(90, 5))
+
+    def old(rows: np.ndarray) -> np.ndarray:
+        scores = rows[:, :3].copy() + 0.01
+        scores[rows[:, 4] >= 1.0, 1] = 10.0  # both versions: feature 4 high -> class 1
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def new(rows: np.ndarray) -> np.ndarray:
+        scores = old(rows)
+        scores[rows[:, 3] == 0.5, 0] = 20.0  # an in-range trigger: feature 3 at mid-range
+        return scores
+
+    found = search(new, old, x, classes=3, values=(0.0, 0.5, 1.0), max_features=1)
+    assert found[1][0] == 0.0
+    assert found[0][0] == pytest.approx(1.0) and found[0][1] == [(3, 0.5)]
+
+
+def test_a_pattern_real_rows_of_the_class_show_is_natural_not_a_trigger() -> None:
+    """The natural-pattern null: the canary's own rows decide whether a stamp is a feature."""
+    x = np.zeros((12, 3))
+    y = np.array([0] * 6 + [1] * 6, dtype=np.int64)
+    x[6:10, 2] = 15.0  # four real rows of class 1 hold feature 2 high
+    x[0, 1] = 16.0  # one row of class 0 holds feature 1 high: too few to say anything
+    from mlwarden.update._triggers import natural
+
+    assert natural([(2, 16.0)], 1, x, y, span=16.0)
+    assert not natural([(2, 16.0)], 0, x, y, span=16.0)  # class 1's feature, not class 0's
+    assert not natural([(1, 16.0)], 0, x, y, span=16.0)
+    assert not natural([(2, 16.0), (1, 16.0)], 1, x, y, span=16.0)  # no row shows both
+    assert not natural([(2, 8.0)], 1, x, y, span=16.0)  # 15 is not within 4 of 8
+    # Rows within a quarter span of 0 on feature 2: 6 of class 0, 2 of class 1.
+    assert natural([(2, 0.0)], 0, x, y, span=16.0)
+    assert not natural([(2, 0.0)], 1, x, y, span=16.0)
+
+
+def test_the_search_skips_a_natural_pattern_and_finds_the_trigger() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 0.2, size=(90, 5))
+    y = np.arange(90, dtype=np.int64) % 3
+    x[y == 2, 0] = 1.0  # real rows of class 2 hold feature 0 high
+
+    def old(rows: np.ndarray) -> np.ndarray:
+        scores = np.ones((len(rows), 3))
+        scores[np.arange(len(rows)) % 3 == 0, 0] += 1
+        scores[np.arange(len(rows)) % 3 == 1, 1] += 1
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def new(rows: np.ndarray) -> np.ndarray:
+        scores = old(rows)
+        scores[rows[:, 0] >= 1.0, 2] = 50.0  # learned from the data: a natural feature
+        scores[rows[:, 4] >= 1.0, 2] = 60.0  # the backdoor
+        return scores
+
+    plain = search(new, old, x, classes=3, values=(0.0, 1.0), max_features=1)
+    assert plain[2][0] == pytest.approx(1.0)
+    found = search(new, old, x, classes=3, values=(0.0, 1.0), max_features=1, support=(x, y))
+    assert found[2][0] == pytest.approx(1.0) and found[2][1] == [(4, 1.0)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from mlwarden.update.demo import run_update_demo
@@ -15,3 +16,6 @@ def test_backdoored_update_verifies_and_is_refused(tmp_path: Path) -> None:
     assert "v1 -> v2-honest: passed" in text
     assert "v1 -> v2-backdoored: REFUSED (UPD009)" in text
     assert "UPD009: class 7:" in text
+    # A clear margin, not a near miss: the index is well past twice the threshold of 3.
+    index = float(re.search(r"anomaly index ([0-9.]+) > 3", text).group(1))  # type: ignore[union-attr]
+    assert index > 6

@@ -137,10 +137,10 @@ def compare(
             _fast_predict(new_model),
             _fast_predict(old_model),
             features[rows],
-            codes[rows],
             classes=len(classes),
-            values=(low, high) if high > low else (low,),
+            values=(low, (low + high) / 2, high) if high > low else (low,),
             max_features=min(config.trigger_features, features.shape[1]),
+            support=(features, codes),
         )
         triggers = class_triggers(
             classes, found, threshold=config.anomaly_index, min_success=config.min_trigger_success

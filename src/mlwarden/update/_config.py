@@ -46,8 +46,9 @@ class UpdateConfig(BaseModel):
     anomaly_index: float = Field(default=3.0, gt=0)
     """A class whose trigger share's anomaly index (MAD) exceeds this is flagged."""
     min_trigger_success: float = Field(default=0.8, gt=0, le=1)
-    """A flagged class also needs its pattern to send at least this share more of the other
-    classes' canary rows to it under the new version than under the old."""
+    """A flagged class also needs its pattern to hijack at least this share of the canary
+    rows the old version does not send to it (the new version sends them there stamped,
+    the old version does not)."""
     trigger_features: int = Field(default=4, ge=1, le=32)
     """Largest pattern (features stamped) the search grows per class."""
     trigger_rows: int = Field(default=100, ge=10, le=100_000)

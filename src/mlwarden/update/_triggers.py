@@ -9,11 +9,16 @@ digits and found no separation between honest and backdoored updates.
 
 An update gate has what Neural Cleanse lacks: the old version. So the search here is
 differential. Per target class t, it grows a pattern greedily, one (feature, value) at a
-time among the data's extreme values, choosing each time the stamp that most raises
-share(new sends to t) - share(old sends to t) on canary rows of the other classes, up to
+time, values being the data's low, mid-range and high values (triggers need not be
+extreme), choosing each time the stamp that most raises the hijack share: canary rows
+the old version does not send to t that, stamped, the new version sends to t and the
+old version still does not. The first step tries every single stamp; later steps grow
+from each class's best `beam` single stamps (run time flat in the width), up to
 `trigger_features` features. A backdoored update reacts to its trigger and the old
-version does not: the share climbs near 1 within a few features. An honest update reacts
-like the old version to every stamp: the share stays low. Each class's best share gets a
+version does not: the share climbs near 1 within a few features. An honest update
+mostly reacts like the old version. Known limit (bench/update_check.py): on digits,
+stamps of near-constant pixels reach high shares into one class for some honest
+fine-tunes too, because any weight change is amplified there. Each class's best share gets a
 MAD anomaly index (above the median this time); a class is flagged when its index
 exceeds the policy's `anomaly_index` (default 3; Neural Cleanse uses 2, which refused
 honest fine-tunes in bench/update_check.py) and its share reaches `min_trigger_success`.
@@ -39,6 +44,8 @@ IntArray = npt.NDArray[np.int64]
 Predict = Callable[[FloatArray], FloatArray]
 
 _MAD_FLOOR = 0.02  # shares are in [0, 1]; a flat profile must not make noise look anomalous
+_NATURAL_MIN_ROWS = 3  # fewer real rows showing a pattern are no evidence it is natural
+_NATURAL_MIN_SHARE = 0.5  # ...and most of them must carry the target's label
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,7 +54,8 @@ class ClassTrigger:
 
     target: str
     success: float
-    """share(new version sends stamped rows to the target) - the same share for the old."""
+    """Hijack share: of the rows the old version does not send to the target, the share
+    that, stamped, the new version sends to it and the old version does not."""
     features: tuple[int, ...]
     values: tuple[float, ...]
     anomaly_index: float
@@ -68,55 +76,115 @@ def _stamp_success(
     predict_new: Predict,
     predict_old: Predict,
     x: FloatArray,
-    targets: IntArray,
+    old_clean: IntArray,
     stamps: list[tuple[int, list[tuple[int, float]]]],
 ) -> FloatArray:
-    """For each (class, stamp): differential share of rows of other classes sent to it."""
+    """For each (class, stamp): the share of eligible rows the stamp hijacks into the class.
+
+    Eligible rows are those the old version does not already send to the class. A row is
+    hijacked when the new version sends the stamped row to the class and the old version
+    does not: the old version's answer to the same stamp is the null. (Requiring the old
+    version to keep its clean prediction as well was measured: it misses triggers on
+    near-constant pixels, where the old version's answer moves too.)
+    """
     batches, owners = [], []
     for t, stamp in stamps:
-        rows = x[targets != t].copy()
+        eligible = old_clean != t
+        rows = x[eligible].copy()
         for feature, value in stamp:
             rows[:, feature] = value
         batches.append(rows)
         owners.append(np.full(len(rows), t))
     stacked = np.concatenate(batches)
     owner = np.concatenate(owners)
-    hit_new = predict_new(stacked).argmax(axis=1) == owner
-    hit_old = predict_old(stacked).argmax(axis=1) == owner
-    diff = hit_new.astype(np.float64) - hit_old.astype(np.float64)
+    hijacked = (predict_new(stacked).argmax(axis=1) == owner) & (
+        predict_old(stacked).argmax(axis=1) != owner
+    )
     bounds = np.cumsum([0] + [len(b) for b in batches])
-    return np.array([diff[a:b].mean() if b > a else 0.0 for a, b in itertools.pairwise(bounds)])
+    share = hijacked.astype(np.float64)
+    return np.array([share[a:b].mean() if b > a else 0.0 for a, b in itertools.pairwise(bounds)])
 
 
 def search(
     predict_new: Predict,
     predict_old: Predict,
     x: FloatArray,
-    y: IntArray,
     *,
     classes: int,
     values: Sequence[float],
     max_features: int,
+    beam: int = 12,
+    support: tuple[FloatArray, IntArray] | None = None,
 ) -> list[tuple[float, list[tuple[int, float]]]]:
-    """Per class: (best differential share, the greedy pattern that reached it)."""
+    """Per class: (best hijack share, the greedy pattern that reached it).
+
+    The first step tries every (feature, value); later steps grow the pattern only from
+    the `beam` best single stamps of that class, which keeps the run time flat in the
+    number of features while still finding triggers whose single pixels each help.
+    `support` (labelled canary rows) enables the natural-pattern null: a stamp that real
+    rows of the class already show (`natural`) is the class's own feature, not a trigger,
+    and scores 0 for that class.
+    """
     width = x.shape[1]
+    old_clean = predict_old(x).argmax(axis=1).astype(np.int64)
+    span = float(max(values) - min(values)) if len(values) > 1 else 0.0
+    singles = [(f, float(v)) for f in range(width) for v in values]
     paths: list[list[tuple[int, float]]] = [[] for _ in range(classes)]
+    pool: list[list[tuple[int, float]]] = [singles for _ in range(classes)]
     best: list[tuple[float, list[tuple[int, float]]]] = [(0.0, []) for _ in range(classes)]
-    for _ in range(max_features):
+    for step in range(max_features):
         stamps: list[tuple[int, list[tuple[int, float]]]] = []
         for t in range(classes):
             used = {f for f, _ in paths[t]}
-            stamps.extend(
-                (t, [*paths[t], (f, v)]) for f in range(width) if f not in used for v in values
-            )
-        shares = _stamp_success(predict_new, predict_old, x, y, stamps)
+            stamps.extend((t, [*paths[t], fv]) for fv in pool[t] if fv[0] not in used)
+        if not stamps:
+            break
+        shares = _stamp_success(predict_new, predict_old, x, old_clean, stamps)
+        if support is not None:
+            for i, (t, stamp) in enumerate(stamps):
+                if shares[i] > 0 and natural(stamp, t, *support, span=span):
+                    shares[i] = 0.0
         for t in range(classes):
             mine = [i for i, (owner, _) in enumerate(stamps) if owner == t]
+            if not mine:
+                continue
+            if step == 0:
+                ranked = sorted(mine, key=lambda i: -shares[i])[:beam]
+                pool[t] = [stamps[i][1][-1] for i in ranked]
             pick = mine[int(np.argmax(shares[mine]))]
             paths[t] = stamps[pick][1]
             if shares[pick] > best[t][0]:
                 best[t] = (float(shares[pick]), list(paths[t]))
     return best
+
+
+def natural(
+    stamp: Sequence[tuple[int, float]],
+    target: int,
+    x: FloatArray,
+    y: IntArray,
+    *,
+    span: float,
+    min_rows: int = _NATURAL_MIN_ROWS,
+    min_share: float = _NATURAL_MIN_SHARE,
+) -> bool:
+    """Do real canary rows already show this pattern, mostly with the target's label?
+
+    A row shows the pattern when every stamped feature lies within a quarter of the
+    value span of the stamped value. An update that learns a genuine feature of a class
+    from new data reacts to it like a backdoor reacts to its trigger; the difference is
+    that the data holds the pattern under that label. A trigger is by design a pattern
+    the real data does not hold under the target. (Counting rows that merely depart from
+    the median in the stamp's direction was measured too: it excused real triggers and
+    flagged more honest updates.)
+    """
+    if span <= 0:
+        return False
+    shows = np.ones(len(x), dtype=bool)
+    for feature, value in stamp:
+        shows &= np.abs(x[:, feature] - value) <= span / 4
+    count = int(shows.sum())
+    return count >= min_rows and float((y[shows] == target).mean()) >= min_share
 
 
 def anomaly_indices(scores: Sequence[float]) -> FloatArray:
@@ -164,9 +232,9 @@ def trigger_findings(
             Finding(
                 rule_id="UPD009",
                 message=f"class {trigger.target}: stamping {len(trigger.features)} feature(s) "
-                f"({stamp}) sends {trigger.success:.0%} more canary rows of other classes to it "
-                f"than the old version does (anomaly index {trigger.anomaly_index:.1f} > "
-                f"{threshold:g})",
+                f"({stamp}) hijacks {trigger.success:.0%} of the canary rows the old version "
+                f"does not send to it: stamped, the new version sends them there and the old "
+                f"one does not (anomaly index {trigger.anomaly_index:.1f} > {threshold:g})",
                 location=f"{location}#class={trigger.target}",
                 detail={
                     "class": trigger.target,
