@@ -66,6 +66,13 @@ bench: $(STAMP) $(INTEROP_STAMP)
 	$(BIN)/python bench/audit_append.py
 	$(BIN)/python bench/budgets_consume.py
 	$(BIN)/python bench/identity_authz.py
+	$(BIN)/python bench/detect_streams.py
+	$(BIN)/python bench/detect_adversarial.py
+	$(BIN)/python bench/detect_overhead.py
+	$(BIN)/python bench/assess_vs_art.py
+	$(BIN)/python bench/assess_endpoints.py
+	$(BIN)/python bench/update_check.py
+	$(BIN)/python bench/fl_robust.py
 
 clean:
 	rm -rf $(VENV) $(INTEROP) bench/.venv-peers bench/.venv-art bench/.work .cache .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info
