@@ -50,7 +50,7 @@ def represent(embed: Embed, features: FloatArray) -> FloatArray:
         out = embed(features)
     except MlwardenError:
         raise
-    # SystemExit too: user code calling sys.exit() must not end the screen with its status.
+    # SystemExit too: user code that exits must not end the screen with its status.
     except (Exception, SystemExit) as exc:  # user code or a model: any failure is the input's
         raise EmbeddingFailedError(
             f"the representation failed on the dataset's features: {type(exc).__name__}: {exc}",
