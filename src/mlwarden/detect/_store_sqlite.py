@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
@@ -80,6 +81,23 @@ class SQLiteDetectorStore(DetectorStore):
             except sqlite3.Error as exc:
                 raise DetectorStoreError(f"detector database {self.path}: {exc}") from None
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock: committed, or rolled back and reported."""
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise DetectorStoreError(f"detector database {self.path}: {exc}") from None
+
     def load_state(self, identity: str, model: str) -> bytes | None:
         rows = self._run(
             "SELECT state FROM detector_state WHERE identity = ? AND model = ?", identity, model
@@ -95,72 +113,37 @@ class SQLiteDetectorStore(DetectorStore):
         rows = list(states)
         if not rows:
             return
-        with self._lock:
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.executemany(_UPSERT_STATE, rows)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise DetectorStoreError(f"detector database {self.path}: {exc}") from None
+        with self._transaction() as conn:
+            conn.executemany(_UPSERT_STATE, rows)
 
     def impose(self, record: SanctionRecord) -> None:
-        with self._lock:
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    row = conn.execute(
-                        "SELECT sanction FROM detector_sanction WHERE identity = ? AND model = ?",
-                        (record.identity, record.model),
-                    ).fetchone()
-                    if row is None or severity(record.sanction) >= severity(
-                        _sanction(row[0], self.path)
-                    ):
-                        conn.execute(
-                            _UPSERT_SANCTION,
-                            (
-                                record.identity,
-                                record.model,
-                                record.sanction,
-                                record.reason,
-                                record.since,
-                            ),
-                        )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise DetectorStoreError(f"detector database {self.path}: {exc}") from None
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT sanction FROM detector_sanction WHERE identity = ? AND model = ?",
+                (record.identity, record.model),
+            ).fetchone()
+            if row is None or severity(record.sanction) >= severity(_sanction(row[0], self.path)):
+                conn.execute(
+                    _UPSERT_SANCTION,
+                    (
+                        record.identity,
+                        record.model,
+                        record.sanction,
+                        record.reason,
+                        record.since,
+                    ),
+                )
 
     def release(self, identity: str, model: str) -> int:
-        with self._lock:
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    lifted = conn.execute(
-                        "DELETE FROM detector_sanction WHERE identity = ? AND model = ?",
-                        (identity, model),
-                    ).rowcount
-                    conn.execute(
-                        "DELETE FROM detector_state WHERE identity = ? AND model = ?",
-                        (identity, model),
-                    )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise DetectorStoreError(f"detector database {self.path}: {exc}") from None
+        with self._transaction() as conn:
+            lifted = conn.execute(
+                "DELETE FROM detector_sanction WHERE identity = ? AND model = ?",
+                (identity, model),
+            ).rowcount
+            conn.execute(
+                "DELETE FROM detector_state WHERE identity = ? AND model = ?",
+                (identity, model),
+            )
         return int(lifted)
 
     def sanctions(self) -> list[SanctionRecord]:
