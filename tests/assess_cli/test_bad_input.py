@@ -16,28 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 from tests.assess_cli.conftest import FAST, Served, write_config
+from tests.cli_support import Marker, one_line_error
 
 from mlwarden.cli import main
 
 KEY_VAR = "ASSESS_BAD_INPUT_KEY"
-
-
-class Marker:
-    """Unpickling this creates a file: its absence proves nothing was unpickled."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return (Path.touch, (self.path,))
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str], code: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("mlwarden: error:")]
-    assert len(lines) == 1 and f"error: {code}:" in lines[0], err
-    return lines[0]
 
 
 def _local(served: Served, data: Path, *extra: str, model: Path | None = None) -> list[str]:
@@ -78,16 +61,16 @@ def test_unreadable_data_files(
     path = tmp_path / "data.npz"
     path.write_bytes(content)
     assert main(_local(served, path)) == 2
-    assert words in _one_line_error(capsys, "E175")
+    assert words in one_line_error(capsys, "E175")
 
 
 def test_missing_data_file_and_folder(
     served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(_local(served, tmp_path / "absent.npz")) == 2
-    assert "no such file" in _one_line_error(capsys, "E175")
+    assert "no such file" in one_line_error(capsys, "E175")
     assert main(_local(served, tmp_path)) == 2
-    _one_line_error(capsys, "E175")
+    one_line_error(capsys, "E175")
 
 
 def test_a_single_npy_is_not_an_npz(
@@ -96,7 +79,7 @@ def test_a_single_npy_is_not_an_npz(
     path = tmp_path / "x.npy"
     np.save(path, np.zeros((3, 64)))
     assert main(_local(served, path)) == 2
-    assert "single .npy" in _one_line_error(capsys, "E175")
+    assert "single .npy" in one_line_error(capsys, "E175")
 
 
 def test_object_arrays_are_refused_without_unpickling(
@@ -107,7 +90,7 @@ def test_object_arrays_are_refused_without_unpickling(
     arrays["members_x"] = np.array([Marker(marker)] * 3, dtype=object)
     path = _write(tmp_path / "data.npz", **arrays)
     assert main(_local(served, path)) == 2
-    assert "pickled data is refused" in _one_line_error(capsys, "E175")
+    assert "pickled data is refused" in one_line_error(capsys, "E175")
     assert not marker.exists()
 
 
@@ -141,7 +124,7 @@ def test_bad_arrays_name_the_array(
     path = _write(tmp_path / "data.npz", **arrays)
     with _no_warnings():
         assert main(_local(served, path)) == 2
-    assert words in _one_line_error(capsys, "E175")
+    assert words in one_line_error(capsys, "E175")
 
 
 @contextmanager
@@ -159,7 +142,7 @@ def test_data_of_another_width_than_the_model(
     arrays = {k: (v[:, :10] if k.endswith("_x") else v) for k, v in _digits_arrays(served).items()}
     path = _write(tmp_path / "narrow.npz", **arrays)
     assert main(_local(served, path, "--attacks", "evasion")) == 2
-    assert "64 features" in _one_line_error(capsys, "E179")
+    assert "64 features" in one_line_error(capsys, "E179")
 
 
 # --- the model file --------------------------------------------------------------------
@@ -174,7 +157,7 @@ def test_unsigned_model_is_refused_before_loading(
     model = tmp_path / "unsigned.pkl"
     model.write_bytes(pickle.dumps(Marker(marker)))
     assert main(_local(served, served.data, model=model)) == 1  # a refused verification
-    _one_line_error(capsys, "E208")
+    one_line_error(capsys, "E208")
     assert not marker.exists()
 
 
@@ -190,7 +173,7 @@ def test_scan_flagged_model_is_refused_before_loading(
     model.write_bytes(pickle.dumps(Marker(marker)))
     sign(model, key=served.models.signer_private, signature=tmp_path / "evil.pkl.sig")
     assert main(_local(served, served.data, model=model)) == 1
-    _one_line_error(capsys, "E205")
+    one_line_error(capsys, "E205")
     assert not marker.exists()
 
 
@@ -198,12 +181,12 @@ def test_missing_model_and_key(
     served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(_local(served, served.data, model=tmp_path / "absent.joblib")) == 2
-    _one_line_error(capsys, "E102")
+    one_line_error(capsys, "E102")
     model = str(served.models.folder / "digits.joblib")
     assert main(["assess", model, "--data", str(served.data)]) == 2
-    _one_line_error(capsys, "E101")
+    one_line_error(capsys, "E101")
     assert main(["assess", model, "--key", str(served.data), "--data", str(served.data)]) == 2
-    _one_line_error(capsys, "E112")
+    one_line_error(capsys, "E112")
 
 
 # --- options and the configuration -------------------------------------------------------
@@ -222,7 +205,7 @@ def test_nonsense_options(
     served: Served, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...]
 ) -> None:
     assert main(_local(served, served.data, *extra)) == 2
-    _one_line_error(capsys, "E101")
+    one_line_error(capsys, "E101")
 
 
 @pytest.mark.parametrize(
@@ -251,7 +234,7 @@ def test_nonsense_configuration_is_refused_before_any_attack(
     config = tmp_path / "mlwarden.yaml"
     config.write_text(json.dumps({"version": 1, "assess": section}))
     assert main(_local(served, served.data, "--config", str(config))) == 2
-    assert field in _one_line_error(capsys, "E110")
+    assert field in one_line_error(capsys, "E110")
 
 
 @pytest.mark.parametrize("option", ["--output", "--html"])
@@ -263,7 +246,7 @@ def test_output_into_a_missing_folder_fails_before_the_attacks(
     started = time.perf_counter()
     target = tmp_path / "no" / "such" / "report.out"
     assert main(_local(served, served.data, option, str(target))) == 2
-    assert "no folder" in _one_line_error(capsys, "E111")
+    assert "no folder" in one_line_error(capsys, "E111")
     assert time.perf_counter() - started < 5  # refused up front, not after the attacks
 
 
@@ -289,7 +272,7 @@ def test_bad_urls(
     served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, code: str
 ) -> None:
     assert main(_remote(url, served.data, write_config(tmp_path))) == 2
-    _one_line_error(capsys, code)
+    one_line_error(capsys, code)
 
 
 def test_credentials_in_the_url_are_refused_and_never_echoed(
@@ -297,7 +280,7 @@ def test_credentials_in_the_url_are_refused_and_never_echoed(
 ) -> None:
     url = f"http://scott:tiger-secret@{served.url.split('://')[1]}/v2/models/digits?token=t0ps3cret"
     assert main(_remote(url, served.data, write_config(tmp_path))) == 2
-    line = _one_line_error(capsys, "E176")
+    line = one_line_error(capsys, "E176")
     assert "tiger-secret" not in line and "t0ps3cret" not in line
 
 
@@ -311,10 +294,10 @@ def test_missing_or_empty_key_variable(
     monkeypatch.delenv(KEY_VAR, raising=False)
     config = write_config(tmp_path)
     assert main(_remote(url, served.data, config, "--api-key-env", KEY_VAR)) == 2
-    assert KEY_VAR in _one_line_error(capsys, "E101")
+    assert KEY_VAR in one_line_error(capsys, "E101")
     monkeypatch.setenv(KEY_VAR, "  ")
     assert main(_remote(url, served.data, config, "--token-env", KEY_VAR)) == 2
-    _one_line_error(capsys, "E101")
+    one_line_error(capsys, "E101")
 
 
 @pytest.mark.parametrize(
@@ -336,7 +319,7 @@ def test_keys_and_headers_http_cannot_carry(
     url = f"{served.url}/v2/models/digits"
     args = _remote(url, served.data, write_config(tmp_path), "--api-key-env", KEY_VAR, *extra)
     assert main(args) == 2
-    assert "mlw_secret" not in _one_line_error(capsys, "E101")
+    assert "mlw_secret" not in one_line_error(capsys, "E101")
 
 
 def test_wrong_key_is_refused_and_not_printed(
@@ -404,7 +387,7 @@ def test_strict_fails_a_requested_attack_that_did_not_apply(
     assert main(args) == 0  # inversion does not apply to an endpoint: skipped
     capsys.readouterr()
     assert main([*args, "--strict"]) == 2
-    assert "#inversion" in _one_line_error(capsys, "E172")
+    assert "#inversion" in one_line_error(capsys, "E172")
 
 
 def test_an_attack_that_failed_does_not_pass(
@@ -514,7 +497,7 @@ def test_server_words_cannot_drive_the_terminal(
     said = json.dumps({"code": "E130", "message": "\x1b[2J\x1b]0;owned\x07\rfake\nline"})
     with _server(_metadata_then(said.encode(), status=400)) as url:
         assert main(_remote(url, served.data, write_config(tmp_path))) == 2
-    line = _one_line_error(capsys, "E176")
+    line = one_line_error(capsys, "E176")
     assert "\x1b" not in line and "\r" not in line and "\x07" not in line
 
 
@@ -524,7 +507,7 @@ def test_a_negative_retry_after_does_not_crash(
     # time.sleep(-5) would raise: the header is ignored and the usual wait applies.
     with _server(_metadata_then(b'{"code": "E402"}', status=429), retry_after="-5") as url:
         assert main(_remote(url, served.data, write_config(tmp_path))) == 2
-    _one_line_error(capsys, "E178")
+    one_line_error(capsys, "E178")
 
 
 def test_a_slow_server_times_out(
@@ -545,7 +528,7 @@ def test_a_slow_server_times_out(
             release.set()
     finally:
         release.set()
-    assert "within 0.3 s" in _one_line_error(capsys, "E502")
+    assert "within 0.3 s" in one_line_error(capsys, "E502")
 
 
 # --- the HTML report -------------------------------------------------------------------

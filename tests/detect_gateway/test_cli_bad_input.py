@@ -6,33 +6,15 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from tests.cli_support import Marker, one_line_error
 from tests.detect_gateway.conftest import Fitted
 
 from mlwarden.cli import main
-
-
-class Marker:
-    """Unpickling this creates a file: its absence proves nothing was unpickled."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return (Path.touch, (self.path,))
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str], code: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("mlwarden: error:")]
-    assert len(lines) == 1 and f"error: {code}:" in lines[0], err
-    return lines[0]
 
 
 def _fit(fitted: Fitted, data: Path, out: Path, *extra: str, model: Path | None = None) -> int:
@@ -65,7 +47,7 @@ def test_unreadable_data_files(
     path = tmp_path / "data.npz"
     path.write_bytes(content)
     assert _fit(fitted, path, tmp_path / "ref") == 2
-    assert words in _one_line_error(capsys, "E105")
+    assert words in one_line_error(capsys, "E105")
     assert not (tmp_path / "ref").exists()
 
 
@@ -73,10 +55,10 @@ def test_missing_file_and_single_npy(
     fitted: Fitted, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _fit(fitted, tmp_path / "absent.npz", tmp_path / "ref") == 2
-    _one_line_error(capsys, "E102")
+    one_line_error(capsys, "E102")
     np.save(tmp_path / "x.npy", fitted.x_train)
     assert _fit(fitted, tmp_path / "x.npy", tmp_path / "ref") == 2
-    assert "single .npy" in _one_line_error(capsys, "E105")
+    assert "single .npy" in one_line_error(capsys, "E105")
 
 
 def test_object_arrays_are_refused_without_unpickling(
@@ -85,7 +67,7 @@ def test_object_arrays_are_refused_without_unpickling(
     marker = tmp_path / "unpickled"
     path = _digits(fitted, tmp_path, x=np.array([Marker(marker)] * 3, dtype=object))
     assert _fit(fitted, path, tmp_path / "ref") == 2
-    assert "pickled data is refused" in _one_line_error(capsys, "E105")
+    assert "pickled data is refused" in one_line_error(capsys, "E105")
     assert not marker.exists()
 
 
@@ -114,7 +96,7 @@ def test_bad_reference_data(
 ) -> None:
     out = tmp_path / "ref"
     assert _fit(fitted, _digits(fitted, tmp_path, **change), out) == 2
-    assert words in _one_line_error(capsys, code)
+    assert words in one_line_error(capsys, code)
     assert not out.exists()  # no reference whose thresholds flag everything or nothing
 
 
@@ -141,14 +123,14 @@ def test_nonsense_options(
     words: str,
 ) -> None:
     assert _fit(fitted, _digits(fitted, tmp_path), tmp_path / "ref", *extra) == 2
-    assert words in _one_line_error(capsys, code)
+    assert words in one_line_error(capsys, code)
 
 
 def test_out_into_a_missing_folder(
     fitted: Fitted, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _fit(fitted, _digits(fitted, tmp_path), tmp_path / "no" / "ref") == 2
-    assert "no folder" in _one_line_error(capsys, "E111")
+    assert "no folder" in one_line_error(capsys, "E111")
 
 
 def test_unsigned_and_scan_flagged_models_are_refused_before_loading(
@@ -161,10 +143,10 @@ def test_unsigned_and_scan_flagged_models_are_refused_before_loading(
     model.write_bytes(pickle.dumps(Marker(marker)))
     data = _digits(fitted, tmp_path)
     assert _fit(fitted, data, tmp_path / "ref", model=model) == 1
-    _one_line_error(capsys, "E208")
+    one_line_error(capsys, "E208")
     sign(model, key=fitted.models.signer_private, signature=tmp_path / "evil.pkl.sig")
     assert _fit(fitted, data, tmp_path / "ref", model=model) == 1
-    _one_line_error(capsys, "E205")
+    one_line_error(capsys, "E205")
     assert not marker.exists()
 
 
@@ -184,14 +166,14 @@ def test_admin_refuses_a_store_it_cannot_reach(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
     assert main(["admin", *command, "--config", str(tmp_path / "absent.yaml")]) == 2
-    _one_line_error(capsys, "E110")
+    one_line_error(capsys, "E110")
     memory = _config(tmp_path, {"kind": "memory"})
     assert main(["admin", *command, "--config", str(memory)]) == 2
-    assert "memory" in _one_line_error(capsys, "E324")
+    assert "memory" in one_line_error(capsys, "E324")
     # A wrong --config must not create an empty store and report "nothing quarantined".
     sqlite = _config(tmp_path, {"kind": "sqlite", "path": "gw.sqlite3"})
     assert main(["admin", *command, "--config", str(sqlite)]) == 2
-    assert "no detector store" in _one_line_error(capsys, "E324")
+    assert "no detector store" in one_line_error(capsys, "E324")
     assert not (tmp_path / "gw.sqlite3").exists()
 
 
