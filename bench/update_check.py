@@ -88,8 +88,19 @@ HELD_OUT_BACKDOORS = (
     Backdoor("scattered 3 px=16 ->2 1%", (6, 33, 58), 16.0, 2, 0.01, 25),
     Backdoor("scattered 4 px=10 ->6 5%", (5, 22, 43, 48), 10.0, 6, 0.05, 26),
 )
+# Fixed before the old-lean null's first run on them, and run once after it was frozen.
+FRESH_BACKDOORS = (
+    Backdoor("2x2 top-right=16 ->8 3%", (6, 7, 14, 15), 16.0, 8, 0.03, 31),
+    Backdoor("plus centre=12 ->5 5%", (20, 27, 28, 29, 36), 12.0, 5, 0.05, 32),
+    Backdoor("diagonal 4 px=16 ->0 5%", (9, 18, 27, 36), 16.0, 0, 0.05, 33),
+    Backdoor("left column 3 px=10 ->7 8%", (8, 16, 24), 10.0, 7, 0.08, 34),
+    Backdoor("2x3 bottom=14 ->9 2%", (50, 51, 52, 58, 59, 60), 14.0, 9, 0.02, 35),
+    Backdoor("scattered 5 px=12 ->3 4%", (2, 19, 37, 46, 61), 12.0, 3, 0.04, 36),
+)
 TUNED_HONEST_SEEDS = (0, 1, 2, 3)
 HELD_OUT_HONEST_SEEDS = (10, 11, 12, 13, 14)
+FRESH_HONEST_SEEDS = (20, 21, 22, 23, 24)
+SPLITS = ("tuned", "held-out", "fresh")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +150,23 @@ def _honest_data(x: Any, y: Any, seed: int) -> tuple[Any, Any]:
     return np.clip(x[rows] * contrast, 0, 16), y[rows]
 
 
+def _shifted(x: Any, y: Any, seed: int = 5) -> tuple[Any, Any]:
+    """The rows plus a copy of each moved one pixel up, down, left or right (zero fill)."""
+    rng = np.random.default_rng(seed)
+    images = x.reshape(-1, 8, 8)
+    moved = np.zeros_like(images)
+    for i, direction in enumerate(rng.integers(0, 4, len(images))):
+        axis, step = (0, 1) if direction < 2 else (1, 1)
+        step = step if direction % 2 == 0 else -step
+        moved[i] = np.roll(images[i], step, axis=axis)
+        edge = 0 if step > 0 else -1
+        if axis == 0:
+            moved[i, edge, :] = 0
+        else:
+            moved[i, :, edge] = 0
+    return np.vstack([x, moved.reshape(len(x), -1)]), np.concatenate([y, y])
+
+
 def attack_success(model: Any, door: Backdoor, x: Any, y: Any, scale: float) -> float:
     """Share of canary rows of other classes the trigger sends to the target."""
     others = x[y != door.target].copy()
@@ -165,6 +193,22 @@ def _flip(y: Any, source: int, target: int) -> Any:
 
 def _noisy(x: Any) -> Any:
     return np.clip(x + np.random.default_rng(3).normal(0, 0.5, x.shape), 0, 16)
+
+
+def _honest_seeds() -> tuple[tuple[str, tuple[int, ...]], ...]:
+    return (
+        ("tuned", TUNED_HONEST_SEEDS),
+        ("held-out", HELD_OUT_HONEST_SEEDS),
+        ("fresh", FRESH_HONEST_SEEDS),
+    )
+
+
+def _backdoors() -> tuple[tuple[str, tuple[Backdoor, ...]], ...]:
+    return (
+        ("tuned", TUNED_BACKDOORS),
+        ("held-out", HELD_OUT_BACKDOORS),
+        ("fresh", FRESH_BACKDOORS),
+    )
 
 
 # --- scikit-learn -------------------------------------------------------------------
@@ -204,12 +248,16 @@ def _sk_cases(family: str, old: Pipeline, data: tuple[Any, ...]) -> list[Case]:
     for name, (pixels, target) in TRIGGERS.items():
         cases.append(Case(family, f"backdoor {name}", True,
                           lambda p=pixels, t=target: _sk_finetune(old, *_stamp(x_tr, y_tr, p, t))))  # fmt: skip  # noqa: E501
-    for split, seeds in (("tuned", TUNED_HONEST_SEEDS), ("held-out", HELD_OUT_HONEST_SEEDS)):
+    for split, seeds in _honest_seeds():
         for seed in seeds:
             xs, ys = x_tr, y_tr
             cases.append(Case(family, f"honest: seed {seed}", False,
                               lambda xs=xs, ys=ys, seed=seed: _sk_finetune(old, *_honest_data(xs, ys, seed)), split))  # fmt: skip  # noqa: E501
-    for split, doors in (("tuned", TUNED_BACKDOORS), ("held-out", HELD_OUT_BACKDOORS)):
+    cases.append(Case(family, "honest: 3x longer on fresh 30%", False,
+                      lambda: _sk_finetune(old, x_new, y_new, 90), "fresh"))  # fmt: skip
+    cases.append(Case(family, "honest: 1-pixel shift augmentation", False,
+                      lambda: _sk_finetune(old, *_shifted(x_tr, y_tr)), "fresh"))  # fmt: skip
+    for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(family, f"backdoor* {door.name}", True,
                               lambda d=door: _sk_finetune(old, *_poison(x_tr, y_tr, d), 100), split, door))  # fmt: skip  # noqa: E501
@@ -271,12 +319,16 @@ def _torch_cases(old: dict[str, Any], data: tuple[Any, ...]) -> list[Case]:
     for name, (pixels, target) in TRIGGERS.items():
         cases.append(Case(f, f"backdoor {name}", True,
                           lambda p=pixels, t=target: _torch_train(old, *_stamp(x_tr, y_tr, p, t), 3 * ft)))  # fmt: skip  # noqa: E501
-    for split, seeds in (("tuned", TUNED_HONEST_SEEDS), ("held-out", HELD_OUT_HONEST_SEEDS)):
+    for split, seeds in _honest_seeds():
         for seed in seeds:
             xs, ys = (x_new, y_new) if seed % 2 == 0 else (x_tr, y_tr)
             cases.append(Case(f, f"honest: seed {seed}", False,
                               lambda xs=xs, ys=ys, seed=seed: _torch_train(old, *_honest_data(xs, ys, seed), ft), split))  # fmt: skip  # noqa: E501
-    for split, doors in (("tuned", TUNED_BACKDOORS), ("held-out", HELD_OUT_BACKDOORS)):
+    cases.append(Case(f, "honest: 3x longer on fresh 30%", False,
+                      lambda: _torch_train(old, x_new, y_new, 3 * ft), "fresh"))  # fmt: skip
+    cases.append(Case(f, "honest: 1-pixel shift augmentation", False,
+                      lambda: _torch_train(old, *_shifted(x_tr, y_tr), ft), "fresh"))  # fmt: skip
+    for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(f, f"backdoor* {door.name}", True,
                               lambda d=door: _torch_train(old, *_poison(x_tr, y_tr, d), 3 * ft), split, door))  # fmt: skip  # noqa: E501
@@ -294,12 +346,15 @@ def _summary(rows: list[tuple[Any, ...]], split: str) -> str:
     doors = [r for r in mine if r[0].poisoned and r[0].name.startswith("backdoor")]
     other = [r for r in mine if r[0].poisoned and not r[0].name.startswith("backdoor")]
     alone = sum("UPD009" in r[2] for r in doors)
+    working = [r for r in doors if r[5] is not None and r[5] >= 0.5]
+    working_alone = sum("UPD009" in r[2] for r in working)
     honest_alone = sum("UPD009" not in r[2] for r in honest)
     return (
         f"{split:8}: honest passed {sum(r[4] for r in honest)}/{len(honest)} "
         f"(trigger search silent on {honest_alone}/{len(honest)}); "
         f"backdoors refused {sum(r[4] for r in doors)}/{len(doors)}, "
-        f"by the trigger search alone {alone}/{len(doors)}; "
+        f"by the trigger search alone {alone}/{len(doors)} "
+        f"(working ones, ASR >= 0.5: {working_alone}/{len(working)}); "
         f"other poisoned/tampered refused {sum(r[4] for r in other)}/{len(other)}"
     )
 
@@ -309,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="LogisticRegression cases only")
     parser.add_argument("--only", default="", help="run only cases whose name contains this")
     parser.add_argument("--dump", action="store_true", help="print the top trigger shares")
+    parser.add_argument("--split", choices=SPLITS, help="run only this split's cases")
     args = parser.parse_args(argv)
     data = _split()
     _, _, x_old, y_old, _, _, x_te, y_te = data
@@ -337,19 +393,20 @@ def main(argv: list[str] | None = None) -> int:
         for case in cases:
             if args.only and args.only not in case.name:
                 continue
+            if args.split and case.split != args.split:
+                continue
             new = case.build()
             started = time.perf_counter()
             result = compare(old, new, canary, y_te, config=config)
             seconds = time.perf_counter() - started
             rules = sorted({f.rule_id for f in result.report.findings})
             ok = (not result.passed) if case.poisoned else result.passed
-            asr = (
-                f"{attack_success(new, case.backdoor, canary, y_te, scale):5.2f}"
-                if case.backdoor
-                else "    -"
+            success = (
+                attack_success(new, case.backdoor, canary, y_te, scale) if case.backdoor else None
             )
+            asr = "    -" if success is None else f"{success:5.2f}"
             drop = result.behaviour.accuracy_old - result.behaviour.accuracy_new
-            rows.append((case, result, rules, seconds, ok))
+            rows.append((case, result, rules, seconds, ok, success))
             print(
                 f"{case.family:11} {case.split:8} {case.name[:36]:36} "
                 f"{'refuse' if case.poisoned else 'pass':6} "
@@ -369,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     print()
-    for split in ("tuned", "held-out"):
+    for split in SPLITS:
         print(_summary(rows, split))
     print(f"median check time {statistics.median(r[3] for r in rows):.2f} s")
     return 0

@@ -128,3 +128,40 @@ def test_the_search_skips_a_natural_pattern_and_finds_the_trigger() -> None:
     assert plain[2][0] == pytest.approx(1.0)
     found = search(new, old, x, classes=3, values=(0.0, 1.0), max_features=1, support=(x, y))
     assert found[2][0] == pytest.approx(1.0) and found[2][1] == [(4, 1.0)]
+
+
+def test_old_lean_known_answer() -> None:
+    from mlwarden.update._triggers import old_lean
+
+    clean = np.log(np.array([[0.7, 0.1, 0.1, 0.1]]))
+    stamped = clean + np.array([[0.0, 2.0, 0.5, 0.0]])  # the stamp lifts class 1 by 2 nats
+    # Rises (0, 2, 0.5, 0); median 0.25: class 1 leans 1.75, class 2 0.25, class 0 -0.25.
+    assert old_lean(stamped, clean, np.array([1])) == pytest.approx([1.75])
+    assert old_lean(stamped, clean, np.array([2])) == pytest.approx([0.25])
+    assert old_lean(stamped, clean, np.array([0])) == pytest.approx([-0.25])
+
+
+def test_an_association_the_old_version_has_is_not_a_trigger() -> None:
+    """The lean null: an update that strengthens what the old version leans to is honest;
+    a trigger the old version is indifferent to is still found."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 1, size=(90, 5))
+
+    def logits(rows: np.ndarray, boost: float, backdoor: bool) -> np.ndarray:
+        scores = 8.0 * rows[:, :3].copy()
+        scores[rows[:, 4] >= 1.0, 1] += boost  # feature 4 at its top pushes to class 1
+        if backdoor:
+            scores[rows[:, 3] >= 1.0, 2] += 50.0  # feature 3 at its top: a backdoor into 2
+        return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+
+    def old(rows: np.ndarray) -> np.ndarray:
+        return logits(rows, 2.0, backdoor=False)  # leans 2 nats: flips few rows
+
+    def new(rows: np.ndarray) -> np.ndarray:
+        return logits(rows, 40.0, backdoor=True)  # amplified twentyfold, plus the backdoor
+
+    plain = search(new, old, x, classes=3, values=(0.0, 1.0), max_features=1)
+    assert plain[1][0] > 0.5 and plain[1][1] == [(4, 1.0)]  # without the null: looks planted
+    found = search(new, old, x, classes=3, values=(0.0, 1.0), max_features=1, max_old_lean=1.0)
+    assert found[1][0] == 0.0
+    assert found[2][0] == pytest.approx(1.0) and found[2][1] == [(3, 1.0)]

@@ -134,13 +134,14 @@ def compare(
         rows = _stratified(codes, config.trigger_rows)
         low, high = float(features.min()), float(features.max())
         found = search(
-            _fast_predict(new_model),
-            _fast_predict(old_model),
+            _log_scores(new_model),
+            _log_scores(old_model),
             features[rows],
             classes=len(classes),
             values=(low, (low + high) / 2, high) if high > low else (low,),
             max_features=min(config.trigger_features, features.shape[1]),
             support=(features, codes),
+            max_old_lean=config.max_old_lean,
         )
         triggers = class_triggers(
             classes, found, threshold=config.anomaly_index, min_success=config.min_trigger_success
@@ -232,13 +233,23 @@ def _trust(trust: TrustPolicy | None, keys: Sequence[Path]) -> TrustPolicy | Non
     return TrustPolicy(signers=signers, threshold=1)
 
 
-def _fast_predict(model: UpdateModel) -> Any:
-    """The exact array form when there is one (no per-call validation), else predict."""
+def _log_scores(model: UpdateModel) -> Any:
+    """Per-class log-probabilities: exact log-softmax of the array form when there is one
+    (no per-call validation, no underflow far from the data), else log of predict, floored."""
     if model.network is not None:
-        from mlwarden.update._models import network_predict
+        from mlwarden.update._models import network_log_proba
 
-        return network_predict(model.network)
-    return model.predict
+        return network_log_proba(model.network)
+    predict = model.predict
+    assert predict is not None
+
+    def scores(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.log(np.maximum(predict(x), _PROBABILITY_FLOOR))
+
+    return scores
+
+
+_PROBABILITY_FLOOR = 1e-300  # log(0) would make the old version's lean undefined
 
 
 def _label_text(value: Any) -> str:

@@ -43,12 +43,18 @@ class UpdateConfig(BaseModel):
 
     trigger_search: bool = True
     """Run the differential trigger search on the new version."""
-    anomaly_index: float = Field(default=3.0, gt=0)
-    """A class whose trigger share's anomaly index (MAD) exceeds this is flagged."""
-    min_trigger_success: float = Field(default=0.8, gt=0, le=1)
+    anomaly_index: float = Field(default=10.0, gt=0)
+    """A class whose trigger share's anomaly index (MAD, floored at 0.02) exceeds this is
+    flagged. With the old-lean null most classes share near 0, so the floor rules and 10
+    means about 0.2 above the median class (bench/update_check.py)."""
+    min_trigger_success: float = Field(default=0.25, gt=0, le=1)
     """A flagged class also needs its pattern to hijack at least this share of the canary
     rows the old version does not send to it (the new version sends them there stamped,
-    the old version does not)."""
+    the old version neither does nor leans to it)."""
+    max_old_lean: float = Field(default=1.0, ge=0)
+    """A stamped row counts as hijacked only if the stamp raises the old version's
+    log-odds for the target (against its median class) by at most this many nats: an
+    association the old version already has is not a trigger."""
     trigger_features: int = Field(default=4, ge=1, le=32)
     """Largest pattern (features stamped) the search grows per class."""
     trigger_rows: int = Field(default=100, ge=10, le=100_000)

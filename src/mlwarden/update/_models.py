@@ -309,14 +309,26 @@ def network_hidden(network: Network, x: FloatArray) -> tuple[FloatArray, FloatAr
 
 
 def network_predict(network: Network) -> Callable[[FloatArray], FloatArray]:
+    log_proba = network_log_proba(network)
+
     def predict(x: FloatArray) -> FloatArray:
-        _, logits = network_hidden(network, x)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        probabilities: FloatArray = e / e.sum(axis=1, keepdims=True)
+        probabilities: FloatArray = np.exp(log_proba(x))
         return probabilities
 
     return predict
+
+
+def network_log_proba(network: Network) -> Callable[[FloatArray], FloatArray]:
+    """Raw rows to log-softmax of the logits (exact far from the data, where probabilities
+    underflow)."""
+
+    def log_proba(x: FloatArray) -> FloatArray:
+        _, logits = network_hidden(network, x)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        result: FloatArray = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return result
+
+    return log_proba
 
 
 def _network_represent(network: Network) -> Callable[[FloatArray], FloatArray]:

@@ -11,17 +11,26 @@ An update gate has what Neural Cleanse lacks: the old version. So the search her
 differential. Per target class t, it grows a pattern greedily, one (feature, value) at a
 time, values being the data's low, mid-range and high values (triggers need not be
 extreme), choosing each time the stamp that most raises the hijack share: canary rows
-the old version does not send to t that, stamped, the new version sends to t and the
-old version still does not. The first step tries every single stamp; later steps grow
-from each class's best `beam` single stamps (run time flat in the width), up to
-`trigger_features` features. A backdoored update reacts to its trigger and the old
-version does not: the share climbs near 1 within a few features. An honest update
-mostly reacts like the old version. Known limit (bench/update_check.py): on digits,
-stamps of near-constant pixels reach high shares into one class for some honest
-fine-tunes too, because any weight change is amplified there. Each class's best share gets a
-MAD anomaly index (above the median this time); a class is flagged when its index
-exceeds the policy's `anomaly_index` (default 3; Neural Cleanse uses 2, which refused
-honest fine-tunes in bench/update_check.py) and its share reaches `min_trigger_success`.
+the old version does not send to t that, stamped, the new version sends to t while the
+old version neither does nor leans towards t. The first step tries every single stamp;
+later steps grow from each class's best `beam` single stamps (run time flat in the
+width), up to `trigger_features` features. A backdoored update reacts to its trigger and
+the old version does not: the share climbs within a few features.
+
+Two nulls keep honest updates quiet. The old version's answer to the same stamp: a row
+the stamp already sends to t under the old version is no hijack. And the old version's
+lean: a row counts only if, under the stamp, the old version's log-odds for t (against
+its median class) rise by at most `max_old_lean` nats. An honest fine-tune strengthens
+associations the old version already has, and on near-constant features (a pixel that
+is almost always 0, amplified by a StandardScaler) that strengthening moves the argmax
+for most stamped rows; without the lean null, honest scikit-learn updates scored like
+backdoors (bench/update_check.py). A backdoor is an association the old version lacks.
+The price: a trigger made of the target class's own strokes (the old version already
+leans to the class on them) is not seen; the benchmark shows one such case.
+
+Each class's best share gets a MAD anomaly index (above the median this time, MAD
+floored at 0.02); a class is flagged when its index exceeds the policy's
+`anomaly_index` and its share reaches `min_trigger_success`.
 
 It needs only predictions, so it runs on every model kind the gate supports; written
 here because it is the product's edge (no library compares two versions this way).
@@ -41,7 +50,8 @@ from mlwarden.report import Finding
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-Predict = Callable[[FloatArray], FloatArray]
+Score = Callable[[FloatArray], FloatArray]
+"""Rows to per-class log-probabilities (or logits: only differences within a row count)."""
 
 _MAD_FLOOR = 0.02  # shares are in [0, 1]; a flat profile must not make noise look anomalous
 _NATURAL_MIN_ROWS = 3  # fewer real rows showing a pattern are no evidence it is natural
@@ -55,7 +65,8 @@ class ClassTrigger:
     target: str
     success: float
     """Hijack share: of the rows the old version does not send to the target, the share
-    that, stamped, the new version sends to it and the old version does not."""
+    that, stamped, the new version sends to it and the old version neither sends to it
+    nor leans towards it."""
     features: tuple[int, ...]
     values: tuple[float, ...]
     anomaly_index: float
@@ -72,42 +83,55 @@ class ClassTrigger:
         }
 
 
+def old_lean(old_stamped: FloatArray, old_clean: FloatArray, target: IntArray) -> FloatArray:
+    """Per row: how far a stamp raises the old version's log-odds for the row's target
+    class, against the median class (nats). Logits and log-probabilities give the same."""
+    rise = old_stamped - old_clean
+    chosen = rise[np.arange(len(rise)), target]
+    lean: FloatArray = chosen - np.median(rise, axis=1)
+    return lean
+
+
 def _stamp_success(
-    predict_new: Predict,
-    predict_old: Predict,
+    score_new: Score,
+    score_old: Score,
     x: FloatArray,
-    old_clean: IntArray,
+    old_scores: FloatArray,
     stamps: list[tuple[int, list[tuple[int, float]]]],
+    max_old_lean: float | None,
 ) -> FloatArray:
     """For each (class, stamp): the share of eligible rows the stamp hijacks into the class.
 
     Eligible rows are those the old version does not already send to the class. A row is
     hijacked when the new version sends the stamped row to the class and the old version
-    does not: the old version's answer to the same stamp is the null. (Requiring the old
-    version to keep its clean prediction as well was measured: it misses triggers on
-    near-constant pixels, where the old version's answer moves too.)
+    does not (its answer to the same stamp is the null) and, with `max_old_lean`, the old
+    version's lean towards the class under the stamp stays within it.
     """
-    batches, owners = [], []
+    old_clean = old_scores.argmax(axis=1)
+    batches, owners, origins = [], [], []
     for t, stamp in stamps:
-        eligible = old_clean != t
+        eligible = np.flatnonzero(old_clean != t)
         rows = x[eligible].copy()
         for feature, value in stamp:
             rows[:, feature] = value
         batches.append(rows)
         owners.append(np.full(len(rows), t))
+        origins.append(eligible)
     stacked = np.concatenate(batches)
     owner = np.concatenate(owners)
-    hijacked = (predict_new(stacked).argmax(axis=1) == owner) & (
-        predict_old(stacked).argmax(axis=1) != owner
-    )
+    stamped_old = score_old(stacked)
+    hijacked = (score_new(stacked).argmax(axis=1) == owner) & (stamped_old.argmax(axis=1) != owner)
+    if max_old_lean is not None:
+        lean = old_lean(stamped_old, old_scores[np.concatenate(origins)], owner)
+        hijacked &= lean <= max_old_lean
     bounds = np.cumsum([0] + [len(b) for b in batches])
     share = hijacked.astype(np.float64)
     return np.array([share[a:b].mean() if b > a else 0.0 for a, b in itertools.pairwise(bounds)])
 
 
 def search(
-    predict_new: Predict,
-    predict_old: Predict,
+    score_new: Score,
+    score_old: Score,
     x: FloatArray,
     *,
     classes: int,
@@ -115,8 +139,13 @@ def search(
     max_features: int,
     beam: int = 12,
     support: tuple[FloatArray, IntArray] | None = None,
+    max_old_lean: float | None = None,
 ) -> list[tuple[float, list[tuple[int, float]]]]:
     """Per class: (best hijack share, the greedy pattern that reached it).
+
+    `score_new` and `score_old` give per-class log-probabilities (or logits); the argmax
+    is the prediction and their differences the old version's lean (`max_old_lean`,
+    nats; None turns the lean null off).
 
     The first step tries every (feature, value); later steps grow the pattern only from
     the `beam` best single stamps of that class, which keeps the run time flat in the
@@ -126,7 +155,7 @@ def search(
     and scores 0 for that class.
     """
     width = x.shape[1]
-    old_clean = predict_old(x).argmax(axis=1).astype(np.int64)
+    old_scores = score_old(x)
     span = float(max(values) - min(values)) if len(values) > 1 else 0.0
     singles = [(f, float(v)) for f in range(width) for v in values]
     paths: list[list[tuple[int, float]]] = [[] for _ in range(classes)]
@@ -139,7 +168,7 @@ def search(
             stamps.extend((t, [*paths[t], fv]) for fv in pool[t] if fv[0] not in used)
         if not stamps:
             break
-        shares = _stamp_success(predict_new, predict_old, x, old_clean, stamps)
+        shares = _stamp_success(score_new, score_old, x, old_scores, stamps, max_old_lean)
         if support is not None:
             for i, (t, stamp) in enumerate(stamps):
                 if shares[i] > 0 and natural(stamp, t, *support, span=span):
@@ -234,7 +263,8 @@ def trigger_findings(
                 message=f"class {trigger.target}: stamping {len(trigger.features)} feature(s) "
                 f"({stamp}) hijacks {trigger.success:.0%} of the canary rows the old version "
                 f"does not send to it: stamped, the new version sends them there and the old "
-                f"one does not (anomaly index {trigger.anomaly_index:.1f} > {threshold:g})",
+                f"one neither does nor leans to it (anomaly index "
+                f"{trigger.anomaly_index:.1f} > {threshold:g})",
                 location=f"{location}#class={trigger.target}",
                 detail={
                     "class": trigger.target,
