@@ -45,6 +45,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "too_wide": {"X": np.hstack([x[:300], x[:300]]), "y": y[:300]},
         "objects": {"X": x[:300].astype(object), "y": y[:300]},
         "few_labels": {"X": x[:300], "y": y[:200]},
+        "nan": {"X": np.where(np.arange(300)[:, None] == 7, np.nan, x[:300]), "y": y[:300]},
+        "inf": {"X": np.where(x[:300] == 16, np.inf, x[:300]), "y": y[:300]},
     }
     for name, arrays in canaries.items():
         paths[name] = folder / name
@@ -63,6 +65,8 @@ CASES = [
     ("old", "old", "too_wide", [], 2, "E184", "reads 64 features; the canary rows have 128"),
     ("old", "old", "objects", [], 2, "E141", "Python objects"),
     ("old", "old", "few_labels", [], 2, "E143", "300 rows of features but 200 labels"),
+    ("old", "old", "nan", [], 2, "E184", "64 feature cell(s) are missing"),
+    ("old", "old", "inf", [], 2, "E184", "feature cell(s) are missing (empty, NaN or infinite)"),
     ("old", "old", "canary", ["--label", "nope"], 2, "E140", "no array 'nope'"),
     ("old", "narrow", "canary", [], 2, "E184", "new version reads 8 features"),
     ("old", "torch", "canary", [], 2, "E180", "torch model cannot replace a sklearn model"),
@@ -108,3 +112,26 @@ def test_bad_keys(
     assert main([*args, str(files["canary"]), "--key", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"mlwarden: error: {code}: "), err
+
+
+def test_reader_errors_name_the_given_canary_not_a_private_copy(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["update", "check", str(files["old"]), str(files["old"])]
+    assert main([*args, "--canary", str(files["objects"]), "--key", str(files["pub"])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(files["objects"] / "canary.npz") in err
+    assert "mlwarden-canary-" not in err
+
+
+def test_an_unwritable_html_path_fails_before_any_report(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = ["update", "check", str(files["old"]), str(files["old"]), "--canary"]
+    html = tmp_path / "missing-folder" / "report.html"
+    assert main([*args, str(files["canary"]), "--key", str(files["pub"]), "--html", str(html)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mlwarden: error: E"), err
+    assert not html.exists()

@@ -89,6 +89,11 @@ def check_command(
         _emit_refusal(exc, new, fmt, output)
         return die(exc)
     report = result.report
+    if html is not None:
+        # First, so an unwritable --html path fails before any report is printed.
+        from mlwarden.update._html import render_html
+
+        _write(render_html(result), html)
     if fmt == "json":
         text = json.dumps(report.to_dict() | {"update": result.to_dict()}, indent=2) + "\n"
         _write(text, output)
@@ -101,10 +106,6 @@ def check_command(
                 f"{b.accuracy_new:.3f}, agreement {b.agreement:.1%}, "
                 f"{len(report.findings)} finding(s); policy expects {config.expect}"
             )
-    if html is not None:
-        from mlwarden.update._html import render_html
-
-        _write(render_html(result), html)
     return EXIT_FINDINGS if gate.fails(report) else 0
 
 

@@ -72,6 +72,8 @@ class Dataset:
     text: Mapping[str, list[str | None]] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
     source: Any = None
+    filled_cells: int = 0
+    """Numeric cells that were missing (empty, NaN or infinite) and hold the median."""
 
     @property
     def has_labels(self) -> bool:
@@ -232,18 +234,19 @@ def from_table(path: Path, kind: str, table: Any, *, label: str | None) -> Datas
         column = table.column(name)
         kind_of_column = column.type
         if pat.is_integer(kind_of_column) or pat.is_floating(kind_of_column):
-            numeric.append((name, _filled(column.to_numpy(zero_copy_only=False))))
+            numeric.append((name, column.to_numpy(zero_copy_only=False).astype(np.float64)))
         elif pat.is_boolean(kind_of_column):
             values = column.cast("int8").to_numpy(zero_copy_only=False)
-            numeric.append((name, _filled(values)))
+            numeric.append((name, np.asarray(values, dtype=np.float64)))
         elif pat.is_null(kind_of_column):
             continue
         else:
             strings = [None if v is None else str(v) for v in column.to_pylist()]
             _refuse_mixed(path, name, strings)
             text[name] = strings
+    missing = sum(int((~np.isfinite(v)).sum()) for _, v in numeric)
     features = (
-        np.column_stack([v for _, v in numeric])
+        np.column_stack([_filled(v) for _, v in numeric])
         if numeric
         else np.zeros((table.num_rows, 0), dtype=np.float64)
     )
@@ -260,6 +263,7 @@ def from_table(path: Path, kind: str, table: Any, *, label: str | None) -> Datas
         labels=labels,
         classes=classes,
         label_name=label_name,
+        filled_cells=missing,
         text=text,
         source=table,
     )
@@ -428,7 +432,8 @@ def _from_arrays(
         raise EmptyDatasetError(f"{path} has no rows")
     original_shape = x.shape
     features = x.reshape(x.shape[0], -1).astype(np.float64)
-    if not np.isfinite(features).all():
+    missing = int((~np.isfinite(features)).sum())
+    if missing:
         features = np.column_stack([_filled(c) for c in features.T])
     labels: npt.NDArray[np.int64] | None = None
     classes: tuple[str, ...] = ()
@@ -452,6 +457,7 @@ def _from_arrays(
         classes=classes,
         label_name=label_name,
         source={"X": x, "y": y, "extra": source or {}, "shape": original_shape},
+        filled_cells=missing,
     )
 
 

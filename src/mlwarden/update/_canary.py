@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from mlwarden.errors import CanaryLabelsError, IntegrityError, UntrustedSignerError
+from mlwarden.errors import (
+    CanaryLabelsError,
+    CanaryShapeError,
+    IntegrityError,
+    MlwardenError,
+    UntrustedSignerError,
+)
 from mlwarden.policy import TrustPolicy
 
 FloatArray = npt.NDArray[np.float64]
@@ -62,7 +68,17 @@ def load_canary(
     with tempfile.TemporaryDirectory(prefix="mlwarden-canary-") as private:
         copy = Path(private) / target.file.name
         copy.write_bytes(data)
-        dataset = load_dataset(copy, label=label)
+        try:
+            dataset = load_dataset(copy, label=label)
+        except MlwardenError as exc:
+            # The reader names the private copy; the user knows the file they gave.
+            raise _renamed(exc, str(copy), str(target.file)) from None
+    if dataset.filled_cells:
+        raise CanaryShapeError(
+            f"canary {path}: {dataset.filled_cells} feature cell(s) are missing (empty, NaN "
+            "or infinite); the update gate judges only on complete rows",
+            hint="drop or complete those rows, then sign the canary again",
+        )
     if dataset.labels is None:
         raise CanaryLabelsError(
             f"canary {path} has no labels; behaviour cannot be judged without them",
@@ -70,3 +86,12 @@ def load_canary(
         )
     names = tuple(dataset.classes[int(code)] for code in dataset.labels)
     return dataset.features, names
+
+
+def _renamed(exc: MlwardenError, old: str, new: str) -> MlwardenError:
+    """The same error (class, code, hint, fields) with `old` replaced by `new` in its text."""
+    renamed = type(exc).__new__(type(exc))
+    renamed.__dict__.update(exc.__dict__)
+    renamed.message = exc.message.replace(old, new)
+    renamed.args = (renamed.message,)
+    return renamed
