@@ -26,7 +26,7 @@ is almost always 0, amplified by a StandardScaler) that strengthening moves the 
 for most stamped rows; without the lean null, honest scikit-learn updates scored like
 backdoors (bench/update_check.py). A backdoor is an association the old version lacks.
 The price: a trigger made of the target class's own strokes (the old version already
-leans to the class on them) is not seen; the benchmark shows one such case.
+leans to the class on them) is not seen; the benchmark shows three such cases.
 
 Each class's best share gets a MAD anomaly index (above the median this time, MAD
 floored at 0.02); a class is flagged when its index exceeds the policy's
