@@ -130,3 +130,30 @@ def test_cli_one_line_errors(
     assert f"error: {code}:" in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_archive_that_would_decompress_past_the_limit_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zip bomb costs memory on access: the declared sizes are checked first."""
+    import mlwarden.data._inputs as inputs
+    from mlwarden.errors import LimitExceededError
+
+    path = tmp_path / "zeros.npz"
+    np.savez_compressed(path, X=np.zeros((200, 64)), y=np.zeros(200, dtype=np.int64))
+    assert path.stat().st_size < 2_000  # 104 KB of arrays in a small file
+    monkeypatch.setattr(inputs, "MAX_NPZ_BYTES", 50_000)
+    with pytest.raises(LimitExceededError, match=r"would take \d+ bytes \(at most 50000\)"):
+        load_dataset(path)
+    monkeypatch.setattr(inputs, "MAX_NPZ_BYTES", 1 << 31)
+    assert load_dataset(path).features.shape == (200, 64)
+
+
+def test_missing_cells_are_filled_and_counted(tmp_path: Path) -> None:
+    """The data screen fills a missing cell with its column's median and says how many."""
+    path = write_csv(
+        tmp_path / "t.csv", ["a", "b", "label"], [[1, 2, "x"], ["", 4, "y"], [3, "", "x"]]
+    )
+    dataset = load_dataset(path)
+    assert dataset.filled_cells == 2
+    assert dataset.features[1, 0] == 2.0  # the median of 1 and 3

@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlwarden._npz import MAX_NPZ_BYTES
 from mlwarden.errors import (
     DatasetShapeError,
     EmptyDatasetError,
+    LimitExceededError,
     MalformedInputError,
     MissingExtraError,
     MissingLabelError,
@@ -358,7 +360,7 @@ def _load_numpy(path: Path) -> Any:
     if not magic.startswith((b"\x93NUMPY", b"PK\x03\x04")):
         raise MalformedInputError(f"{path} is not a NumPy .npy or .npz file")
     try:
-        return np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise MixedTypesError(
@@ -369,6 +371,15 @@ def _load_numpy(path: Path) -> Any:
         if path.stat().st_size == 0:
             raise EmptyDatasetError(f"{path} is empty") from None
         raise MalformedInputError(f"{path} is not a NumPy file: {exc}") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile) and loaded.zip is not None:
+        # An archive is decompressed member by member on access: refuse a zip bomb first.
+        size = sum(int(info.file_size) for info in loaded.zip.infolist())
+        if size > MAX_NPZ_BYTES:
+            loaded.close()
+            raise LimitExceededError(
+                f"{path}: the arrays would take {size} bytes (at most {MAX_NPZ_BYTES})"
+            )
+    return loaded
 
 
 def _read_arrays(path: Path, kind: str, *, label: str | None) -> Dataset:
