@@ -1,6 +1,6 @@
 """The update gate against real updates of small real models on digits.
 
-Usage: .venv/bin/python bench/update_check.py [--quick] [--only TEXT] [--dump]
+Usage: .venv/bin/python bench/update_check.py [--quick] [--only TEXT] [--split S] [--dump]
 
 Three old versions, trained here on 70% of the digits training split: a scikit-learn
 LogisticRegression pipeline, a scikit-learn MLP pipeline, and a PyTorch MLP (a state
@@ -8,7 +8,8 @@ dict of Linear layers). Each gets these updates, all made here:
 
 * honest fine-tunes: warm-started on the fresh 30% of the training split, on the whole
   split with a little pixel noise, and on bootstrap resamples with per-image contrast
-  jitter (seeds 0-3 "tuned", 10-14 "held-out");
+  jitter (seeds 0-3 "tuned", 10-14 "held-out", 20-24 "fresh", 30-34 "fresh-2"), and
+  ("fresh", "fresh-2") 3x longer on the fresh 30%, with 1-pixel shift augmentation;
 * label-flip-poisoned updates: half of one class relabelled to another (3->8, 1->7);
 * backdoored updates that replace 10% of the rows with stamped, relabelled ones
   ("backdoor ...": 2x2 corner, 2x2 centre, 3x3 top);
@@ -20,9 +21,11 @@ dict of Linear layers). Each gets these updates, all made here:
 * weight tampering: a layer scaled by 10, a layer sign-flipped;
 * an architecture swap (LogisticRegression -> MLP, MLP hidden width 32 -> 64).
 
-"tuned" cases are those the gate's constants were chosen on (the defaults were set on
-the first versions of them); "held-out" cases were added later and no constant was set
-from them. The canary set is the held-out 25% test split. The policy is the default
+"tuned" cases are those the gate's first constants were chosen on; "held-out" cases
+were added later, and the old-lean null was chosen looking at them and at "tuned";
+"fresh" cases were written down before that null first ran on them and run once after
+it was frozen; "fresh-2" cases were written down after that run and run once, nothing
+changed in between. The canary set is the held-out 25% test split. The policy is the default
 `update` section (expect: fine-tune). No peer tool checks model updates by behaviour,
 so the table is mlwarden alone: per case the verdict, the rules that fired and the time
 of `compare`; the summary counts what the trigger search (UPD009) caught on its own.
@@ -97,10 +100,20 @@ FRESH_BACKDOORS = (
     Backdoor("2x3 bottom=14 ->9 2%", (50, 51, 52, 58, 59, 60), 14.0, 9, 0.02, 35),
     Backdoor("scattered 5 px=12 ->3 4%", (2, 19, 37, 46, 61), 12.0, 3, 0.04, 36),
 )
+# Fixed after the "fresh" run, before anything else changed; run once.
+FRESH2_BACKDOORS = (
+    Backdoor("2x2 bottom-left=16 ->6 4%", (48, 49, 56, 57), 16.0, 6, 0.04, 41),
+    Backdoor("T top=12 ->2 5%", (3, 4, 5, 12, 20), 12.0, 2, 0.05, 42),
+    Backdoor("3 px right column=14 ->1 6%", (23, 31, 39), 14.0, 1, 0.06, 43),
+    Backdoor("ring centre=10 ->8 5%", (19, 20, 26, 29, 34, 37, 43, 44), 10.0, 8, 0.05, 44),
+    Backdoor("2 opposite corners=16 ->4 3%", (0, 63), 16.0, 4, 0.03, 45),
+    Backdoor("row line=8 ->0 8%", (17, 18, 19, 20, 21), 8.0, 0, 0.08, 46),
+)
 TUNED_HONEST_SEEDS = (0, 1, 2, 3)
 HELD_OUT_HONEST_SEEDS = (10, 11, 12, 13, 14)
 FRESH_HONEST_SEEDS = (20, 21, 22, 23, 24)
-SPLITS = ("tuned", "held-out", "fresh")
+FRESH2_HONEST_SEEDS = (30, 31, 32, 33, 34)
+SPLITS = ("tuned", "held-out", "fresh", "fresh-2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +213,7 @@ def _honest_seeds() -> tuple[tuple[str, tuple[int, ...]], ...]:
         ("tuned", TUNED_HONEST_SEEDS),
         ("held-out", HELD_OUT_HONEST_SEEDS),
         ("fresh", FRESH_HONEST_SEEDS),
+        ("fresh-2", FRESH2_HONEST_SEEDS),
     )
 
 
@@ -208,6 +222,7 @@ def _backdoors() -> tuple[tuple[str, tuple[Backdoor, ...]], ...]:
         ("tuned", TUNED_BACKDOORS),
         ("held-out", HELD_OUT_BACKDOORS),
         ("fresh", FRESH_BACKDOORS),
+        ("fresh-2", FRESH2_BACKDOORS),
     )
 
 
@@ -257,6 +272,9 @@ def _sk_cases(family: str, old: Pipeline, data: tuple[Any, ...]) -> list[Case]:
                       lambda: _sk_finetune(old, x_new, y_new, 90), "fresh"))  # fmt: skip
     cases.append(Case(family, "honest: 1-pixel shift augmentation", False,
                       lambda: _sk_finetune(old, *_shifted(x_tr, y_tr)), "fresh"))  # fmt: skip
+    cases.append(Case(family, "honest: fresh 30% plus its shifts", False,
+                      lambda: _sk_finetune(old, *_shifted(x_new, y_new, 6)),
+                      "fresh-2"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(family, f"backdoor* {door.name}", True,
@@ -328,6 +346,9 @@ def _torch_cases(old: dict[str, Any], data: tuple[Any, ...]) -> list[Case]:
                       lambda: _torch_train(old, x_new, y_new, 3 * ft), "fresh"))  # fmt: skip
     cases.append(Case(f, "honest: 1-pixel shift augmentation", False,
                       lambda: _torch_train(old, *_shifted(x_tr, y_tr), ft), "fresh"))  # fmt: skip
+    cases.append(Case(f, "honest: fresh 30% plus its shifts", False,
+                      lambda: _torch_train(old, *_shifted(x_new, y_new, 6), ft),
+                      "fresh-2"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(f, f"backdoor* {door.name}", True,
