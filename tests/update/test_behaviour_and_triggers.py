@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -165,3 +167,28 @@ def test_an_association_the_old_version_has_is_not_a_trigger() -> None:
     found = search(new, old, x, classes=3, values=(0.0, 1.0), max_features=1, max_old_lean=1.0)
     assert found[1][0] == 0.0
     assert found[2][0] == pytest.approx(1.0) and found[2][1] == [(3, 1.0)]
+
+
+def test_batching_the_stamps_changes_no_share() -> None:
+    """Stamped rows go to the models in bounded batches (memory flat in the width); the
+    shares must not depend on where the batches are cut."""
+    from mlwarden.update._triggers import _stamp_success
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, size=(30, 40))
+    w_old, w_new = rng.normal(size=(40, 4)), rng.normal(size=(40, 4))
+
+    def scores(weights: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        def score(rows: np.ndarray) -> np.ndarray:
+            z = 3.0 * rows @ weights
+            return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+        return score
+
+    stamps = [(t, [(f, v)]) for t in range(4) for f in range(40) for v in (0.0, 0.5, 1.0)]
+    old_scores = scores(w_old)(x)
+    args = (scores(w_new), scores(w_old), x, old_scores, stamps, 1.0)
+    whole = _stamp_success(*args, max_cells=10**9)
+    for cells in (1, 40 * 30 * 7, 40 * 30 * 100):
+        assert np.array_equal(_stamp_success(*args, max_cells=cells), whole)
+    assert len(whole) == len(stamps) and whole.max() > 0

@@ -54,6 +54,7 @@ Score = Callable[[FloatArray], FloatArray]
 """Rows to per-class log-probabilities (or logits: only differences within a row count)."""
 
 _MAD_FLOOR = 0.02  # shares are in [0, 1]; a flat profile must not make noise look anomalous
+_MAX_BATCH_CELLS = 1_000_000  # stamped values per model call: 8 MB of float64
 _NATURAL_MIN_ROWS = 3  # fewer real rows showing a pattern are no evidence it is natural
 _NATURAL_MIN_SHARE = 0.5  # ...and most of them must carry the target's label
 
@@ -99,34 +100,45 @@ def _stamp_success(
     old_scores: FloatArray,
     stamps: list[tuple[int, list[tuple[int, float]]]],
     max_old_lean: float | None,
+    *,
+    max_cells: int | None = None,
 ) -> FloatArray:
     """For each (class, stamp): the share of eligible rows the stamp hijacks into the class.
 
     Eligible rows are those the old version does not already send to the class. A row is
     hijacked when the new version sends the stamped row to the class and the old version
     does not (its answer to the same stamp is the null) and, with `max_old_lean`, the old
-    version's lean towards the class under the stamp stays within it.
+    version's lean towards the class under the stamp stays within it. Stamped rows go to
+    the models in batches of at most `max_cells` values, so memory stays flat in the
+    input width (the first step stamps every feature at every value for every class).
     """
     old_clean = old_scores.argmax(axis=1)
-    batches, owners, origins = [], [], []
-    for t, stamp in stamps:
-        eligible = np.flatnonzero(old_clean != t)
-        rows = x[eligible].copy()
-        for feature, value in stamp:
-            rows[:, feature] = value
-        batches.append(rows)
-        owners.append(np.full(len(rows), t))
-        origins.append(eligible)
-    stacked = np.concatenate(batches)
-    owner = np.concatenate(owners)
-    stamped_old = score_old(stacked)
-    hijacked = (score_new(stacked).argmax(axis=1) == owner) & (stamped_old.argmax(axis=1) != owner)
-    if max_old_lean is not None:
-        lean = old_lean(stamped_old, old_scores[np.concatenate(origins)], owner)
-        hijacked &= lean <= max_old_lean
-    bounds = np.cumsum([0] + [len(b) for b in batches])
-    share = hijacked.astype(np.float64)
-    return np.array([share[a:b].mean() if b > a else 0.0 for a, b in itertools.pairwise(bounds)])
+    eligible = [np.flatnonzero(old_clean != t) for t in range(old_scores.shape[1])]
+    cells = _MAX_BATCH_CELLS if max_cells is None else max_cells
+    per_batch = max(1, cells // max(1, x.shape[1] * len(x)))
+    shares: list[float] = []
+    for start in range(0, len(stamps), per_batch):
+        chunk = stamps[start : start + per_batch]
+        batches, owners = [], []
+        for t, stamp in chunk:
+            rows = x[eligible[t]].copy()
+            for feature, value in stamp:
+                rows[:, feature] = value
+            batches.append(rows)
+            owners.append(np.full(len(rows), t))
+        stacked = np.concatenate(batches)
+        owner = np.concatenate(owners)
+        stamped_old = score_old(stacked)
+        hijacked = (score_new(stacked).argmax(axis=1) == owner) & (
+            stamped_old.argmax(axis=1) != owner
+        )
+        if max_old_lean is not None:
+            origin = np.concatenate([eligible[t] for t, _ in chunk])
+            hijacked &= old_lean(stamped_old, old_scores[origin], owner) <= max_old_lean
+        bounds = np.cumsum([0] + [len(b) for b in batches])
+        share = hijacked.astype(np.float64)
+        shares += [share[a:b].mean() if b > a else 0.0 for a, b in itertools.pairwise(bounds)]
+    return np.array(shares, dtype=np.float64)
 
 
 def search(
