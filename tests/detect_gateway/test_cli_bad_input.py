@@ -175,6 +175,10 @@ def test_admin_refuses_a_store_it_cannot_reach(
     assert main(["admin", *command, "--config", str(sqlite)]) == 2
     assert "no detector store" in one_line_error(capsys, "E324")
     assert not (tmp_path / "gw.sqlite3").exists()
+    # A Redis store nothing answers on (port 1): one line, fail closed, no traceback.
+    redis = _config(tmp_path, {"kind": "redis", "url": "redis://127.0.0.1:1/0", "timeout": 0.25})
+    assert main(["admin", *command, "--config", str(redis)]) == 2
+    assert "Redis" in one_line_error(capsys, "E324")
 
 
 def test_release_of_an_unknown_identity_is_not_a_success(
