@@ -95,6 +95,10 @@ def test_alert_audits_counts_and_posts_the_webhook(
             assert app.detectors.sanction_of("api_key:batch", "digits") is None
         finally:
             await app.aclose()  # drains the webhook queue
+        assert (
+            'mlwarden_detector_webhook_total{outcome="sent"} 1.0'
+            in app.metrics.render()[0].decode()
+        )
 
     asyncio.run(scenario())
     alerts = [e for e in audit_events(env) if e.kind == "detect"]
@@ -106,6 +110,30 @@ def test_alert_audits_counts_and_posts_the_webhook(
     assert len([e for e in alerts if "extraction" in e.reason]) == 1
     assert received and received[0]["event"] == "mlwarden.detector.alert"
     assert received[0]["identity"] == "api_key:batch" and "extraction" in received[0]["signals"]
+
+
+def test_a_dead_webhook_is_counted_not_fatal(tmp_path: Path, fitted: Fitted) -> None:
+    """Nothing listens on port 1: the alert still reaches the audit log, the caller is
+    still answered, and the failed post shows in the metrics."""
+    env = detect_env(
+        tmp_path / "gw",
+        fitted,
+        responses={"extraction": "alert"},
+        extra={"webhook": {"url": "http://127.0.0.1:1/hook", "timeout": 1}},
+    )
+
+    async def scenario() -> str:
+        app = env.gateway()
+        try:
+            assert await attack(app, env, "batch", 10) == [200] * 10
+        finally:
+            await app.aclose()
+        return str(app.metrics.render()[0].decode())
+
+    metrics = asyncio.run(scenario())
+    assert 'mlwarden_detector_webhook_total{outcome="failed"} 1.0' in metrics
+    assert 'outcome="sent"' not in metrics
+    assert [e for e in audit_events(env) if e.kind == "detect"]
 
 
 def test_benign_caller_is_not_flagged(tmp_path: Path, fitted: Fitted) -> None:

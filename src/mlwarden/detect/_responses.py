@@ -208,6 +208,14 @@ class DetectorRuntime:
             "Write-behind flushes of detector state that the store refused.",
             registry=registry,
         )
+        if self._webhook is not None:
+            webhook = Counter(
+                "mlwarden_detector_webhook",
+                "Alerts for the operator's webhook, by outcome (sent, failed, dropped).",
+                ("outcome",),
+                registry=registry,
+            )
+            self._webhook.record = lambda outcome: webhook.labels(outcome=outcome).inc()
 
     def watches(self, model: str) -> bool:
         return model in self._models

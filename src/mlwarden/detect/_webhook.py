@@ -2,14 +2,15 @@
 
 A bounded queue feeds one background task; when the queue is full the alert is dropped
 and counted (the audit log and the metric still have it: the webhook is a convenience,
-not the record).
+not the record). Every outcome (sent, failed, dropped) is counted and handed to
+`record`, which the gateway binds to a Prometheus counter so a dead webhook is visible.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -27,6 +28,12 @@ class WebhookSender:
         self.sent = 0
         self.dropped = 0
         self.failed = 0
+        self.record: Callable[[str], None] = _ignore
+        """Called with "sent", "failed" or "dropped" for every alert."""
+
+    def _count(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        self.record(outcome)
 
     def start(self) -> None:
         if self._task is None:
@@ -35,12 +42,12 @@ class WebhookSender:
 
     def send(self, alert: Mapping[str, Any]) -> None:
         if self._queue is None:
-            self.dropped += 1
+            self._count("dropped")
             return
         try:
             self._queue.put_nowait(orjson.dumps(alert))
         except asyncio.QueueFull:
-            self.dropped += 1
+            self._count("dropped")
 
     async def _run(self) -> None:
         import httpx
@@ -57,12 +64,9 @@ class WebhookSender:
                         content=body,
                         headers={"content-type": "application/json"},
                     )
-                    if 200 <= response.status_code < 300:
-                        self.sent += 1
-                    else:
-                        self.failed += 1
+                    self._count("sent" if 200 <= response.status_code < 300 else "failed")
                 except httpx.HTTPError:
-                    self.failed += 1
+                    self._count("failed")
                 finally:
                     self._queue.task_done()
 
@@ -76,3 +80,7 @@ class WebhookSender:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+
+
+def _ignore(outcome: str) -> None:
+    return None
