@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from mlwarden.errors import InputError
 
-__all__ = ["MAX_NPZ_BYTES", "read_npz"]
+__all__ = ["MAX_NPZ_BYTES", "check_npz_size", "read_npz"]
 
 MAX_NPZ_BYTES = 1 << 31
 """Uncompressed size an archive may hold: 2 GiB."""
@@ -50,6 +50,17 @@ def read_npz(
         raise error(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
 
 
+def check_npz_size(
+    archive: np.lib.npyio.NpzFile, path: Path, error: type[InputError], max_bytes: int
+) -> None:
+    """Refuse an archive whose members would decompress past `max_bytes` (their declared
+    sizes, which zipfile enforces while reading), before any member is read."""
+    members = archive.zip.infolist() if archive.zip is not None else []
+    size = sum(int(info.file_size) for info in members)
+    if size > max_bytes:
+        raise error(f"{path}: the arrays would take {size} bytes (at most {max_bytes})")
+
+
 def _arrays(
     path: Path, handle: Any, error: type[InputError], max_bytes: int
 ) -> dict[str, NDArray[Any]]:
@@ -60,10 +71,7 @@ def _arrays(
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise error(f"{path}: not an .npz archive of named arrays")
     with archive:
-        members = archive.zip.infolist() if archive.zip is not None else []
-        size = sum(int(info.file_size) for info in members)
-        if size > max_bytes:
-            raise error(f"{path}: the arrays would take {size} bytes (at most {max_bytes})")
+        check_npz_size(archive, path, error, max_bytes)
         arrays: dict[str, NDArray[Any]] = {}
         for name in archive.files:
             try:

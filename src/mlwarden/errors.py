@@ -25,6 +25,16 @@ class MlwardenError(Exception):
         self.message = message
         self.hint = hint
 
+    def naming(self, private: str, declared: str) -> MlwardenError:
+        """The same error (class, code, hint, fields) with `private` replaced by
+        `declared` in its message: readers of a private verified copy name the file the
+        user gave."""
+        renamed = type(self).__new__(type(self))
+        renamed.__dict__.update(self.__dict__)
+        renamed.message = self.message.replace(private, declared)
+        renamed.args = (renamed.message,)
+        return renamed
+
     def one_line(self) -> str:
         """The message as the CLI prints it: code, message, and the next step."""
         text = f"{self.code}: {self.message}"

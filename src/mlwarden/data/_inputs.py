@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlwarden._npz import MAX_NPZ_BYTES
+from mlwarden._npz import MAX_NPZ_BYTES, check_npz_size
 from mlwarden.errors import (
     DatasetShapeError,
     EmptyDatasetError,
@@ -371,14 +371,13 @@ def _load_numpy(path: Path) -> Any:
         if path.stat().st_size == 0:
             raise EmptyDatasetError(f"{path} is empty") from None
         raise MalformedInputError(f"{path} is not a NumPy file: {exc}") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile) and loaded.zip is not None:
+    if isinstance(loaded, np.lib.npyio.NpzFile):
         # An archive is decompressed member by member on access: refuse a zip bomb first.
-        size = sum(int(info.file_size) for info in loaded.zip.infolist())
-        if size > MAX_NPZ_BYTES:
+        try:
+            check_npz_size(loaded, path, LimitExceededError, MAX_NPZ_BYTES)
+        except LimitExceededError:
             loaded.close()
-            raise LimitExceededError(
-                f"{path}: the arrays would take {size} bytes (at most {MAX_NPZ_BYTES})"
-            )
+            raise
     return loaded
 
 

@@ -80,5 +80,5 @@ def load_verified_reference(
             reference = load_reference(copy)
         except MlwardenError as exc:
             # Name the file the operator declared, not the private copy.
-            raise type(exc)(exc.message.replace(str(copy), str(path)), hint=exc.hint) from None
+            raise exc.naming(str(copy), str(path)) from None
     return reference

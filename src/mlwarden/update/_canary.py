@@ -72,7 +72,7 @@ def load_canary(
             dataset = load_dataset(copy, label=label)
         except MlwardenError as exc:
             # The reader names the private copy; the user knows the file they gave.
-            raise _renamed(exc, str(copy), str(target.file)) from None
+            raise exc.naming(str(copy), str(target.file)) from None
     if dataset.filled_cells:
         raise CanaryShapeError(
             f"canary {path}: {dataset.filled_cells} feature cell(s) are missing (empty, NaN "
@@ -86,12 +86,3 @@ def load_canary(
         )
     names = tuple(dataset.classes[int(code)] for code in dataset.labels)
     return dataset.features, names
-
-
-def _renamed(exc: MlwardenError, old: str, new: str) -> MlwardenError:
-    """The same error (class, code, hint, fields) with `old` replaced by `new` in its text."""
-    renamed = type(exc).__new__(type(exc))
-    renamed.__dict__.update(exc.__dict__)
-    renamed.message = exc.message.replace(old, new)
-    renamed.args = (renamed.message,)
-    return renamed
