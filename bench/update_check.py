@@ -8,8 +8,10 @@ dict of Linear layers). Each gets these updates, all made here:
 
 * honest fine-tunes: warm-started on the fresh 30% of the training split, on the whole
   split with a little pixel noise, and on bootstrap resamples with per-image contrast
-  jitter (seeds 0-3 "tuned", 10-14 "held-out", 20-24 "fresh", 30-34 "fresh-2"), and
-  ("fresh", "fresh-2") 3x longer on the fresh 30%, with 1-pixel shift augmentation;
+  jitter (seeds 0-3 "tuned", 10-14 "held-out", 20-24 "fresh", 30-34 "fresh-2", 40-44
+  "fresh-3"), and ("fresh", "fresh-2") 3x longer on the fresh 30%, with 1-pixel shift
+  augmentation, ("fresh-3") 2x longer on the whole split, 3x longer on a jittered
+  bootstrap of the fresh 30%;
 * label-flip-poisoned updates: half of one class relabelled to another (3->8, 1->7);
 * backdoored updates that replace 10% of the rows with stamped, relabelled ones
   ("backdoor ...": 2x2 corner, 2x2 centre, 3x3 top);
@@ -25,10 +27,12 @@ dict of Linear layers). Each gets these updates, all made here:
 were added later, and the old-lean null was chosen looking at them and at "tuned";
 "fresh" cases were written down before that null first ran on them and run once after
 it was frozen; "fresh-2" cases were written down after that run and run once, nothing
-changed in between. The canary set is the held-out 25% test split. The policy is the default
-`update` section (expect: fine-tune). No peer tool checks model updates by behaviour,
-so the table is mlwarden alone: per case the verdict, the rules that fired and the time
-of `compare`; the summary counts what the trigger search (UPD009) caught on its own.
+changed in between; "fresh-3" cases were written down at the start of the next round,
+before any of its experiments, and kept out of them. The canary set is the held-out
+25% test split. The policy is the default `update` section (expect: fine-tune). No
+peer tool checks model updates by behaviour, so the table is mlwarden alone: per case
+the verdict, the rules that fired and the time of `compare`; the summary counts what
+the trigger search (UPD009) caught on its own.
 """
 
 from __future__ import annotations
@@ -109,11 +113,22 @@ FRESH2_BACKDOORS = (
     Backdoor("2 opposite corners=16 ->4 3%", (0, 63), 16.0, 4, 0.03, 45),
     Backdoor("row line=8 ->0 8%", (17, 18, 19, 20, 21), 8.0, 0, 0.08, 46),
 )
+# Fixed at the start of the next round of work on the search, before any of it ran; kept
+# out of every experiment of that round and run once after its change was frozen.
+FRESH3_BACKDOORS = (
+    Backdoor("2x2 upper-left inner=12 ->3 4%", (9, 10, 17, 18), 12.0, 3, 0.04, 51),
+    Backdoor("vertical line=16 ->6 5%", (11, 19, 27, 35), 16.0, 6, 0.05, 52),
+    Backdoor("L bottom-right=10 ->2 6%", (46, 54, 60, 61, 62), 10.0, 2, 0.06, 53),
+    Backdoor("checker 4 px=14 ->9 3%", (33, 35, 42, 44), 14.0, 9, 0.03, 54),
+    Backdoor("bottom row left=12 ->4 5%", (56, 57, 58), 12.0, 4, 0.05, 55),
+    Backdoor("X 6 px=16 ->7 4%", (18, 21, 27, 36, 42, 45), 16.0, 7, 0.04, 56),
+)
 TUNED_HONEST_SEEDS = (0, 1, 2, 3)
 HELD_OUT_HONEST_SEEDS = (10, 11, 12, 13, 14)
 FRESH_HONEST_SEEDS = (20, 21, 22, 23, 24)
 FRESH2_HONEST_SEEDS = (30, 31, 32, 33, 34)
-SPLITS = ("tuned", "held-out", "fresh", "fresh-2")
+FRESH3_HONEST_SEEDS = (40, 41, 42, 43, 44)
+SPLITS = ("tuned", "held-out", "fresh", "fresh-2", "fresh-3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +229,7 @@ def _honest_seeds() -> tuple[tuple[str, tuple[int, ...]], ...]:
         ("held-out", HELD_OUT_HONEST_SEEDS),
         ("fresh", FRESH_HONEST_SEEDS),
         ("fresh-2", FRESH2_HONEST_SEEDS),
+        ("fresh-3", FRESH3_HONEST_SEEDS),
     )
 
 
@@ -223,6 +239,7 @@ def _backdoors() -> tuple[tuple[str, tuple[Backdoor, ...]], ...]:
         ("held-out", HELD_OUT_BACKDOORS),
         ("fresh", FRESH_BACKDOORS),
         ("fresh-2", FRESH2_BACKDOORS),
+        ("fresh-3", FRESH3_BACKDOORS),
     )
 
 
@@ -275,6 +292,11 @@ def _sk_cases(family: str, old: Pipeline, data: tuple[Any, ...]) -> list[Case]:
     cases.append(Case(family, "honest: fresh 30% plus its shifts", False,
                       lambda: _sk_finetune(old, *_shifted(x_new, y_new, 6)),
                       "fresh-2"))  # fmt: skip
+    cases.append(Case(family, "honest: 2x longer on the whole split", False,
+                      lambda: _sk_finetune(old, x_tr, y_tr, 60), "fresh-3"))  # fmt: skip
+    cases.append(Case(family, "honest: fresh 30%, jitter, 3x longer", False,
+                      lambda: _sk_finetune(old, *_honest_data(x_new, y_new, 45), 90),
+                      "fresh-3"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(family, f"backdoor* {door.name}", True,
@@ -349,6 +371,11 @@ def _torch_cases(old: dict[str, Any], data: tuple[Any, ...]) -> list[Case]:
     cases.append(Case(f, "honest: fresh 30% plus its shifts", False,
                       lambda: _torch_train(old, *_shifted(x_new, y_new, 6), ft),
                       "fresh-2"))  # fmt: skip
+    cases.append(Case(f, "honest: 2x longer on the whole split", False,
+                      lambda: _torch_train(old, x_tr, y_tr, 2 * ft), "fresh-3"))  # fmt: skip
+    cases.append(Case(f, "honest: fresh 30%, jitter, 3x longer", False,
+                      lambda: _torch_train(old, *_honest_data(x_new, y_new, 45), 3 * ft),
+                      "fresh-3"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(f, f"backdoor* {door.name}", True,
