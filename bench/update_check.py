@@ -19,7 +19,8 @@ dict of Linear layers). Each gets these updates, all made here:
   of the rows added to the clean rows, trained longer; the "tuned" ones reuse the shapes
   above, the "held-out" ones use other shapes (lines, scattered pixels), positions,
   in-range values (8, 10, 12 of 16), targets and rates. ASR = share of canary rows of
-  other classes that the stamped trigger sends to the target;
+  other classes that the stamped trigger sends to the target (`--dump` also prints the
+  old version's, which shows a "backdoor" the old version already had);
 * weight tampering: a layer scaled by 10, a layer sign-flipped;
 * an architecture swap (LogisticRegression -> MLP, MLP hidden width 32 -> 64).
 
@@ -453,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
                 attack_success(new, case.backdoor, canary, y_te, scale) if case.backdoor else None
             )
             asr = "    -" if success is None else f"{success:5.2f}"
+            if case.backdoor and args.dump:
+                before = attack_success(old, case.backdoor, canary, y_te, scale)
+                asr += f" (old {before:.2f})"
             drop = result.behaviour.accuracy_old - result.behaviour.accuracy_new
             rows.append((case, result, rules, seconds, ok, success))
             print(

@@ -25,8 +25,13 @@ associations the old version already has, and on near-constant features (a pixel
 is almost always 0, amplified by a StandardScaler) that strengthening moves the argmax
 for most stamped rows; without the lean null, honest scikit-learn updates scored like
 backdoors (bench/update_check.py). A backdoor is an association the old version lacks.
-The price: a trigger made of the target class's own strokes (the old version already
-leans to the class on them) is not seen; the benchmark shows three such cases.
+The price: a trigger the old version already leans to (a stroke of the target class) is
+not seen; the benchmark shows three such cases among 53 working backdoors.
+
+The search is greedy on purpose. A trigger whose single features do nothing alone is
+not assembled (two such cases in the benchmark); a search guided by where the update
+changed the response, or seeded with pairs, assembles them but finds honest patterns
+just as well (measured: bench/update_check.py, BENCHMARKS.md).
 
 Each class's best share gets a MAD anomaly index (above the median this time, MAD
 floored at 0.02); a class is flagged when its index exceeds the policy's
