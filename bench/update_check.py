@@ -9,9 +9,10 @@ dict of Linear layers). Each gets these updates, all made here:
 * honest fine-tunes: warm-started on the fresh 30% of the training split, on the whole
   split with a little pixel noise, and on bootstrap resamples with per-image contrast
   jitter (seeds 0-3 "tuned", 10-14 "held-out", 20-24 "fresh", 30-34 "fresh-2", 40-44
-  "fresh-3"), and ("fresh", "fresh-2") 3x longer on the fresh 30%, with 1-pixel shift
-  augmentation, ("fresh-3") 2x longer on the whole split, 3x longer on a jittered
-  bootstrap of the fresh 30%;
+  "fresh-3", 50-54 "fresh-4"), and ("fresh", "fresh-2") 3x longer on the fresh 30%,
+  with 1-pixel shift augmentation, ("fresh-3") 2x longer on the whole split, 3x longer
+  on a jittered bootstrap of the fresh 30%, ("fresh-4") 2x longer on a jittered
+  bootstrap of the whole split;
 * label-flip-poisoned updates: half of one class relabelled to another (3->8, 1->7);
 * backdoored updates that replace 10% of the rows with stamped, relabelled ones
   ("backdoor ...": 2x2 corner, 2x2 centre, 3x3 top);
@@ -29,7 +30,8 @@ were added later, and the old-lean null was chosen looking at them and at "tuned
 "fresh" cases were written down before that null first ran on them and run once after
 it was frozen; "fresh-2" cases were written down after that run and run once, nothing
 changed in between; "fresh-3" cases were written down at the start of the next round,
-before any of its experiments, and kept out of them. The canary set is the held-out
+before any of its experiments, and kept out of them; "fresh-4" after the "fresh-3" run,
+before any later experiment, kept out of them too. The canary set is the held-out
 25% test split. The policy is the default `update` section (expect: fine-tune). No
 peer tool checks model updates by behaviour, so the table is mlwarden alone: per case
 the verdict, the rules that fired and the time of `compare`; the summary counts what
@@ -124,12 +126,23 @@ FRESH3_BACKDOORS = (
     Backdoor("bottom row left=12 ->4 5%", (56, 57, 58), 12.0, 4, 0.05, 55),
     Backdoor("X 6 px=16 ->7 4%", (18, 21, 27, 36, 42, 45), 16.0, 7, 0.04, 56),
 )
+# Fixed after the "fresh-3" run, before any later experiment on the search; kept out of
+# them and run once after a change is frozen.
+FRESH4_BACKDOORS = (
+    Backdoor("2x2 left-middle=16 ->1 4%", (32, 33, 40, 41), 16.0, 1, 0.04, 61),
+    Backdoor("top row run=10 ->6 5%", (1, 2, 3, 4), 10.0, 6, 0.05, 62),
+    Backdoor("two pixels apart=16 ->3 3%", (14, 49), 16.0, 3, 0.03, 63),
+    Backdoor("square outline=12 ->9 6%", (18, 19, 20, 26, 28, 34, 35, 36), 12.0, 9, 0.06, 64),
+    Backdoor("right edge pair=14 ->0 5%", (47, 55), 14.0, 0, 0.05, 65),
+    Backdoor("zigzag 5 px=8 ->5 8%", (10, 19, 26, 35, 42), 8.0, 5, 0.08, 66),
+)
 TUNED_HONEST_SEEDS = (0, 1, 2, 3)
 HELD_OUT_HONEST_SEEDS = (10, 11, 12, 13, 14)
 FRESH_HONEST_SEEDS = (20, 21, 22, 23, 24)
 FRESH2_HONEST_SEEDS = (30, 31, 32, 33, 34)
 FRESH3_HONEST_SEEDS = (40, 41, 42, 43, 44)
-SPLITS = ("tuned", "held-out", "fresh", "fresh-2", "fresh-3")
+FRESH4_HONEST_SEEDS = (50, 51, 52, 53, 54)
+SPLITS = ("tuned", "held-out", "fresh", "fresh-2", "fresh-3", "fresh-4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +244,7 @@ def _honest_seeds() -> tuple[tuple[str, tuple[int, ...]], ...]:
         ("fresh", FRESH_HONEST_SEEDS),
         ("fresh-2", FRESH2_HONEST_SEEDS),
         ("fresh-3", FRESH3_HONEST_SEEDS),
+        ("fresh-4", FRESH4_HONEST_SEEDS),
     )
 
 
@@ -241,6 +255,7 @@ def _backdoors() -> tuple[tuple[str, tuple[Backdoor, ...]], ...]:
         ("fresh", FRESH_BACKDOORS),
         ("fresh-2", FRESH2_BACKDOORS),
         ("fresh-3", FRESH3_BACKDOORS),
+        ("fresh-4", FRESH4_BACKDOORS),
     )
 
 
@@ -298,6 +313,9 @@ def _sk_cases(family: str, old: Pipeline, data: tuple[Any, ...]) -> list[Case]:
     cases.append(Case(family, "honest: fresh 30%, jitter, 3x longer", False,
                       lambda: _sk_finetune(old, *_honest_data(x_new, y_new, 45), 90),
                       "fresh-3"))  # fmt: skip
+    cases.append(Case(family, "honest: whole split, jitter, 2x longer", False,
+                      lambda: _sk_finetune(old, *_honest_data(x_tr, y_tr, 55), 60),
+                      "fresh-4"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(family, f"backdoor* {door.name}", True,
@@ -377,6 +395,9 @@ def _torch_cases(old: dict[str, Any], data: tuple[Any, ...]) -> list[Case]:
     cases.append(Case(f, "honest: fresh 30%, jitter, 3x longer", False,
                       lambda: _torch_train(old, *_honest_data(x_new, y_new, 45), 3 * ft),
                       "fresh-3"))  # fmt: skip
+    cases.append(Case(f, "honest: whole split, jitter, 2x longer", False,
+                      lambda: _torch_train(old, *_honest_data(x_tr, y_tr, 55), 2 * ft),
+                      "fresh-4"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(f, f"backdoor* {door.name}", True,
