@@ -1,10 +1,10 @@
 """Exact torch re-expressions of fitted scikit-learn models, for white-box attacks.
 
-A fitted LogisticRegression or MLPClassifier is a small differentiable function of
-its weights; written out in torch (float64, so it matches `predict_proba` to
-~1e-12) it gives FGSM, PGD and gradient inversion to scikit-learn models. Scalers
-in front (StandardScaler, MinMaxScaler, MaxAbsScaler) become the first layer, so
-gradients are taken with respect to the raw input the pipeline receives.
+A fitted LogisticRegression or MLPClassifier, with affine scalers in front, is a small
+differentiable function of its weights (`mlwarden._dense`, shared with the update
+gate). Written out in torch (float64, so it matches `predict_proba` to ~1e-12) it gives
+FGSM, PGD and gradient inversion to scikit-learn models; the scalers become the first
+layer, so gradients are taken with respect to the raw input the pipeline receives.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from mlwarden._dense import DenseForm, from_sklearn, unsupported_step
 from mlwarden.errors import UnsupportedTargetError
 
-__all__ = ["sklearn_to_torch", "supports_torch"]
+__all__ = ["dense_module", "sklearn_to_torch", "supports_torch"]
 
 
 def _identity(t: torch.Tensor) -> torch.Tensor:
@@ -32,134 +33,65 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-class _Affine(torch.nn.Module):
-    """x * scale + shift: a fitted scaler."""
-
-    def __init__(self, scale: np.ndarray[Any, Any], shift: np.ndarray[Any, Any]) -> None:
-        super().__init__()
-        self.scale = torch.nn.Buffer(torch.tensor(np.array(scale), dtype=torch.float64))
-        self.shift = torch.nn.Buffer(torch.tensor(np.array(shift), dtype=torch.float64))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = x * self.scale + self.shift
-        return out
+def _buffer(array: np.ndarray[Any, Any]) -> torch.nn.Buffer:
+    return torch.nn.Buffer(torch.tensor(np.array(array), dtype=torch.float64))
 
 
 class _Dense(torch.nn.Module):
-    """Stacked affine layers with one hidden activation; binary heads become 2 logits."""
+    """float32 or float64 rows -> float64 logits of a `DenseForm`."""
 
-    def __init__(
-        self,
-        coefs: list[np.ndarray[Any, Any]],
-        intercepts: list[np.ndarray[Any, Any]],
-        activation: str,
-        binary: bool,
-    ) -> None:
+    def __init__(self, form: DenseForm) -> None:
         super().__init__()
+        self.mul = _buffer(form.mul)
+        self.add = _buffer(form.add)
         self.weights = torch.nn.ParameterList(
-            torch.nn.Parameter(torch.as_tensor(c, dtype=torch.float64), requires_grad=False)
-            for c in coefs
+            torch.nn.Parameter(torch.as_tensor(w, dtype=torch.float64), requires_grad=False)
+            for w in form.weights
         )
         self.biases = torch.nn.ParameterList(
             torch.nn.Parameter(torch.as_tensor(b, dtype=torch.float64), requires_grad=False)
-            for b in intercepts
+            for b in form.biases
         )
-        self.activation = activation
-        self.binary = binary
+        self.activation = _ACTIVATIONS[form.activation]
+        self.binary = form.binary
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = _ACTIVATIONS[self.activation]
+        x = x.to(torch.float64).flatten(1) * self.mul + self.add
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             x = x @ w + b
             if i < last:
-                x = act(x)
+                x = self.activation(x)
         if self.binary:
             # softmax([0, z]) == [1 - sigmoid(z), sigmoid(z)]: sklearn's binary proba.
             x = torch.cat([torch.zeros_like(x), x], dim=1)
         return x
 
 
-class _Chain(torch.nn.Module):
-    """float32 input -> float64 layers -> float64 logits."""
-
-    def __init__(self, layers: list[torch.nn.Module]) -> None:
-        super().__init__()
-        self.layers = torch.nn.ModuleList(layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(torch.float64).flatten(1)
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-
-def _scaler(step: Any) -> torch.nn.Module | None:
-    kind = type(step).__name__
-    if kind == "StandardScaler":
-        mean = step.mean_ if step.mean_ is not None else 0.0
-        scale = step.scale_ if step.scale_ is not None else 1.0
-        n = step.n_features_in_
-        s = np.broadcast_to(1.0 / np.asarray(scale, dtype=np.float64), (n,))
-        return _Affine(s, -np.broadcast_to(np.asarray(mean, dtype=np.float64), (n,)) * s)
-    if kind == "MinMaxScaler" and not step.clip:
-        return _Affine(step.scale_, step.min_)
-    if kind == "MaxAbsScaler":
-        return _Affine(1.0 / step.scale_, np.zeros_like(step.scale_))
-    return None
-
-
-def _head(model: Any) -> torch.nn.Module | None:
-    kind = type(model).__name__
-    if kind == "LogisticRegression":
-        coef = np.asarray(model.coef_, dtype=np.float64)
-        if len(model.classes_) > 2 and getattr(model, "solver", "") == "liblinear":
-            return None  # one-vs-rest probabilities: not a softmax of the logits
-        return _Dense([coef.T], [np.asarray(model.intercept_)], "identity", coef.shape[0] == 1)
-    if kind == "MLPClassifier":
-        if model.out_activation_ not in ("softmax", "logistic"):
-            return None
-        return _Dense(
-            list(model.coefs_),
-            list(model.intercepts_),
-            model.activation,
-            model.out_activation_ == "logistic",
-        )
-    return None
-
-
-def _parts(estimator: Any) -> tuple[list[Any], Any]:
-    steps = getattr(estimator, "steps", None)
-    if steps is not None:
-        return [s for _, s in steps[:-1] if s not in (None, "passthrough")], steps[-1][1]
-    return [], estimator
+def dense_module(form: DenseForm) -> torch.nn.Module:
+    """`form` as a torch module from raw rows to logits (float64), in eval mode."""
+    module = _Dense(form)
+    module.eval()
+    return module
 
 
 def supports_torch(estimator: Any) -> bool:
     """True when `estimator` has an exact torch re-expression."""
-    pre, head = _parts(estimator)
-    return _head(head) is not None and all(_scaler(s) is not None for s in pre)
+    return from_sklearn(estimator) is not None
 
 
 def sklearn_to_torch(estimator: Any) -> torch.nn.Module:
     """The fitted `estimator` (optionally a Pipeline of scalers) as a logits module."""
-    pre, head = _parts(estimator)
-    layers: list[torch.nn.Module] = []
-    for step in pre:
-        layer = _scaler(step)
-        if layer is None:
-            raise UnsupportedTargetError(
-                f"{type(step).__name__} has no torch re-expression: white-box attacks "
-                "support StandardScaler, MinMaxScaler (clip=False) and MaxAbsScaler"
-            )
-        layers.append(layer)
-    dense = _head(head)
-    if dense is None:
+    form = from_sklearn(estimator)
+    if form is not None:
+        return dense_module(form)
+    step, final = unsupported_step(estimator) or (estimator, True)
+    if not final:
         raise UnsupportedTargetError(
-            f"{type(head).__name__} has no torch re-expression: white-box attacks support "
-            "LogisticRegression (multinomial) and MLPClassifier; use a black-box attack"
+            f"{type(step).__name__} has no torch re-expression: white-box attacks support "
+            "StandardScaler, MinMaxScaler and MaxAbsScaler (without clip)"
         )
-    layers.append(dense)
-    module = _Chain(layers)
-    module.eval()
-    return module
+    raise UnsupportedTargetError(
+        f"{type(step).__name__} has no torch re-expression: white-box attacks support "
+        "LogisticRegression (multinomial) and MLPClassifier; use a black-box attack"
+    )

@@ -14,6 +14,10 @@ any fitted configuration not reproduced exactly, is not compiled; `compile_predi
 then raises `NotCompilable` with the reason, and the adapter calls the estimator's own
 `predict_proba`. A compiled model is also checked against the estimator on probe rows at
 load time, so a scikit-learn release that changes a formula falls back instead of drifting.
+
+The update gate and the assessment share one array form of these models
+(`mlwarden._dense`), which folds the scalers into one multiply-add; that is exact to about
+1e-12 but not step for step, so serving keeps its own replay here.
 """
 
 from __future__ import annotations

@@ -237,9 +237,7 @@ def _log_scores(model: UpdateModel) -> Any:
     """Per-class log-probabilities: exact log-softmax of the array form when there is one
     (no per-call validation, no underflow far from the data), else log of predict, floored."""
     if model.network is not None:
-        from mlwarden.update._models import network_log_proba
-
-        return network_log_proba(model.network)
+        return model.network.log_proba
     predict = model.predict
     assert predict is not None
 

@@ -1,17 +1,15 @@
 """One view over the model kinds the update gate compares.
 
 A version becomes an `UpdateModel`: its named tensors and hyperparameters (for the
-structural diff), a `predict_proba` (for the canary behaviour) and, where it can be
-re-expressed exactly, a PyTorch network from raw input to logits (for the trigger
-search, which needs gradients). Written here rather than borrowed: the gate needs
-exact re-expressions it can check against scikit-learn's own probabilities, and only
-for the few kinds it can then vouch for.
+structural diff), a `predict_proba` (for the canary behaviour) and, where it has one,
+its dense array form (`mlwarden._dense`: exact log-probabilities far from the data for
+the trigger search, hidden activations for the representation screen).
 
-Supported: scikit-learn `LogisticRegression` and `MLPClassifier`, alone or in a
-`Pipeline` after `StandardScaler`/`MinMaxScaler` steps (any other classifier with
-`predict_proba` gets structure and behaviour, not the trigger search); PyTorch state
-dicts of a feed-forward chain of Linear layers (the activation between them is the
-policy's `torch_activation`). Anything else is refused (E183), never passed.
+Supported: any scikit-learn classifier with `predict_proba` (the array form for
+`LogisticRegression` and `MLPClassifier`, alone or after affine scalers; others are
+searched through `predict_proba`); PyTorch state dicts of a feed-forward chain of
+Linear layers (the activation between them is the policy's `torch_activation`).
+Anything else is refused (E183), never passed.
 """
 
 from __future__ import annotations
@@ -23,33 +21,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlwarden._dense import Activation, DenseForm, from_sklearn
 from mlwarden.errors import UnsupportedUpdateModelError
 
 FloatArray = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Layer:
-    """One affine map of a re-expressed network: out = in @ weight.T + bias."""
-
-    weight: FloatArray
-    bias: FloatArray
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Network:
-    """A classifier as arrays: input scaling, affine layers, activations, output."""
-
-    shift: FloatArray
-    scale: FloatArray
-    layers: tuple[Layer, ...]
-    activation: str
-    binary: bool
-    """One output unit (logistic): class 1's logit; class 0's is 0."""
-
-    def module(self) -> Any:
-        """The network as a torch.nn.Module from raw input to logits (float64)."""
-        return _torch_module(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,7 +39,7 @@ class UpdateModel:
     tensors: Mapping[str, npt.NDArray[Any]] = field(default_factory=dict)
     classes: tuple[str, ...] = ()
     n_features: int = 0
-    network: Network | None = None
+    network: DenseForm | None = None
     predict: Callable[[FloatArray], FloatArray] | None = None
     """Class probabilities for raw input rows."""
     represent: Callable[[FloatArray], FloatArray] | None = None
@@ -130,7 +105,7 @@ def _from_sklearn(obj: Any, where: str) -> UpdateModel:
     if classes is None:
         raise UnsupportedUpdateModelError(f"{where}: the estimator is not fitted (no classes_)")
     n_features = int(getattr(obj, "n_features_in_", 0))
-    network = _sklearn_network(steps)
+    network = from_sklearn(obj)
 
     def predict(x: FloatArray) -> FloatArray:
         return np.asarray(obj.predict_proba(x), dtype=np.float64)
@@ -159,54 +134,6 @@ def _from_sklearn(obj: Any, where: str) -> UpdateModel:
     )
 
 
-def _sklearn_network(steps: list[tuple[str, Any]]) -> Network | None:
-    """The exact array form of scaler steps + a linear model or MLP; None otherwise."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.preprocessing import MinMaxScaler, StandardScaler
-
-    *pre, (_, last) = steps
-    width = int(getattr(last, "n_features_in_", 0))
-    shift = np.zeros(width)
-    scale = np.ones(width)
-    for _, step in pre:
-        # Compose x -> (x - shift) / scale through each scaler in order.
-        if isinstance(step, StandardScaler):
-            mean = step.mean_ if step.with_mean else np.zeros(width)
-            std = step.scale_ if step.with_std and step.scale_ is not None else np.ones(width)
-            shift, scale = shift + scale * mean, scale * std
-        elif isinstance(step, MinMaxScaler) and not step.clip:
-            # MinMaxScaler: x * scale_ + min_  ==  (x - (-min_/scale_)) / (1/scale_)
-            s = np.asarray(step.scale_, dtype=np.float64)
-            m = np.asarray(step.min_, dtype=np.float64)
-            safe = np.where(s != 0, s, 1.0)
-            shift, scale = shift + scale * (-m / safe), scale / safe
-        else:
-            return None
-    if isinstance(last, LogisticRegression):
-        coef = np.asarray(last.coef_, dtype=np.float64)
-        if coef.shape[0] > 1 and getattr(last, "multi_class", "auto") == "ovr":
-            return None  # one-vs-rest probabilities are normalised sigmoids, not a softmax
-        layer = Layer(weight=coef, bias=np.asarray(last.intercept_, dtype=np.float64))
-        return Network(
-            shift=shift, scale=scale, layers=(layer,), activation="identity",
-            binary=coef.shape[0] == 1,
-        )  # fmt: skip
-    if isinstance(last, MLPClassifier) and last.out_activation_ in ("softmax", "logistic"):
-        layers = tuple(
-            Layer(weight=np.asarray(w, dtype=np.float64).T, bias=np.asarray(b, dtype=np.float64))
-            for w, b in zip(last.coefs_, last.intercepts_, strict=True)
-        )
-        if last.activation not in ("relu", "tanh", "logistic", "identity"):
-            return None
-        activation = "sigmoid" if last.activation == "logistic" else last.activation
-        return Network(
-            shift=shift, scale=scale, layers=layers, activation=activation,
-            binary=last.out_activation_ == "logistic",
-        )  # fmt: skip
-    return None
-
-
 # --- PyTorch state dicts ----------------------------------------------------------------
 
 
@@ -221,6 +148,11 @@ def _from_state_dict(state: Mapping[Any, Any], activation: str, where: str) -> U
         tensors[str(key)] = array
     if not tensors:
         raise UnsupportedUpdateModelError(f"{where}: the state dict holds no tensors")
+    if activation not in _TORCH_ACTIVATIONS:
+        raise UnsupportedUpdateModelError(
+            f"{where}: activation {activation!r} is not one the gate runs "
+            f"({', '.join(_TORCH_ACTIVATIONS)})"
+        )
     network = _chain(tensors, activation)
     if network is None:
         raise UnsupportedUpdateModelError(
@@ -233,8 +165,8 @@ def _from_state_dict(state: Mapping[Any, Any], activation: str, where: str) -> U
         kind="torch",
         estimator="state_dict",
         tensors=tensors,
-        classes=tuple(str(i) for i in range(max(2, network.layers[-1].weight.shape[0]))),
-        n_features=int(network.layers[0].weight.shape[1]),
+        classes=tuple(str(i) for i in range(max(2, network.weights[-1].shape[1]))),
+        n_features=network.width,
         network=network,
         predict=network_predict(network),
         represent=_network_represent(network),
@@ -251,9 +183,10 @@ def _as_array(value: Any) -> npt.NDArray[Any] | None:
     return array
 
 
-def _chain(tensors: Mapping[str, npt.NDArray[Any]], activation: str) -> Network | None:
+def _chain(tensors: Mapping[str, npt.NDArray[Any]], activation: str) -> DenseForm | None:
     """Linear layers in state-dict order: `X.weight` [out, in] then `X.bias` [out]."""
-    layers: list[Layer] = []
+    weights: list[FloatArray] = []
+    biases: list[FloatArray] = []
     names = list(tensors)
     for name in names:
         if not name.endswith(".weight") and name != "weight":
@@ -267,104 +200,44 @@ def _chain(tensors: Mapping[str, npt.NDArray[Any]], activation: str) -> Network 
         bias = tensors[bias_name]
         if bias.shape != (weight.shape[0],):
             return None
-        if layers and layers[-1].weight.shape[0] != weight.shape[1]:
+        if weights and weights[-1].shape[1] != weight.shape[1]:
             return None
-        layers.append(Layer(weight=weight.astype(np.float64), bias=bias.astype(np.float64)))
-    if not layers or len(layers) * 2 != len(names):
+        weights.append(weight.astype(np.float64).T)
+        biases.append(bias.astype(np.float64))
+    if not weights or len(weights) * 2 != len(names):
         return None
-    width = layers[0].weight.shape[1]
-    out = layers[-1].weight.shape[0]
-    return Network(
-        shift=np.zeros(width),
-        scale=np.ones(width),
-        layers=tuple(layers),
-        activation=activation,
-        binary=out == 1,
+    width = weights[0].shape[0]
+    return DenseForm(
+        mul=np.ones(width),
+        add=np.zeros(width),
+        weights=tuple(weights),
+        biases=tuple(biases),
+        activation=_TORCH_ACTIVATIONS[activation],
+        binary=weights[-1].shape[1] == 1,
     )
+
+
+_TORCH_ACTIVATIONS: dict[str, Activation] = {
+    "relu": "relu",
+    "tanh": "tanh",
+    "sigmoid": "logistic",
+}
 
 
 # --- the array form, run ------------------------------------------------------------
 
 
-def _activate(z: FloatArray, activation: str) -> FloatArray:
-    if activation == "relu":
-        return np.maximum(z, 0.0)
-    if activation == "tanh":
-        return np.tanh(z)
-    if activation == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
-    return z
-
-
-def network_hidden(network: Network, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """(the last hidden representation, the logits) of raw rows, in NumPy."""
-    h = (np.asarray(x, dtype=np.float64) - network.shift) / network.scale
-    for layer in network.layers[:-1]:
-        h = _activate(h @ layer.weight.T + layer.bias, network.activation)
-    last = network.layers[-1]
-    logits = h @ last.weight.T + last.bias
-    if network.binary:
-        logits = np.column_stack([np.zeros(len(logits)), logits[:, 0]])
-    return h, logits
-
-
-def network_predict(network: Network) -> Callable[[FloatArray], FloatArray]:
-    log_proba = network_log_proba(network)
-
+def network_predict(network: DenseForm) -> Callable[[FloatArray], FloatArray]:
     def predict(x: FloatArray) -> FloatArray:
-        probabilities: FloatArray = np.exp(log_proba(x))
+        probabilities: FloatArray = np.exp(network.log_proba(x))
         return probabilities
 
     return predict
 
 
-def network_log_proba(network: Network) -> Callable[[FloatArray], FloatArray]:
-    """Raw rows to log-softmax of the logits (exact far from the data, where probabilities
-    underflow)."""
-
-    def log_proba(x: FloatArray) -> FloatArray:
-        _, logits = network_hidden(network, x)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        result: FloatArray = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        return result
-
-    return log_proba
-
-
-def _network_represent(network: Network) -> Callable[[FloatArray], FloatArray]:
+def _network_represent(network: DenseForm) -> Callable[[FloatArray], FloatArray]:
     def represent(x: FloatArray) -> FloatArray:
-        hidden, logits = network_hidden(network, x)
-        return hidden if len(network.layers) > 1 else logits
+        hidden, logits = network.hidden_and_logits(x)
+        return hidden if len(network.weights) > 1 else logits
 
     return represent
-
-
-def _torch_module(network: Network) -> Any:
-    import torch
-
-    class _Net(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.shift = torch.tensor(network.shift, dtype=torch.float64)
-            self.scale = torch.tensor(network.scale, dtype=torch.float64)
-            f64 = torch.float64
-            self.weights = [torch.tensor(layer.weight, dtype=f64) for layer in network.layers]
-            self.biases = [torch.tensor(layer.bias, dtype=f64) for layer in network.layers]
-
-        def forward(self, x: Any) -> Any:
-            h = (x - self.shift) / self.scale
-            last = len(self.weights) - 1
-            for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-                h = h @ w.T + b
-                if i < last:
-                    if network.activation == "relu":
-                        h = torch.relu(h)
-                    elif network.activation == "tanh":
-                        h = torch.tanh(h)
-                    elif network.activation == "sigmoid":
-                        h = torch.sigmoid(h)
-            if network.binary:
-                h = torch.cat([torch.zeros_like(h), h], dim=1)
-            return h
-
-    return _Net().eval()
