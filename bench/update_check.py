@@ -9,7 +9,7 @@ dict of Linear layers). Each gets these updates, all made here:
 * honest fine-tunes: warm-started on the fresh 30% of the training split, on the whole
   split with a little pixel noise, and on bootstrap resamples with per-image contrast
   jitter (seeds 0-3 "tuned", 10-14 "held-out", 20-24 "fresh", 30-34 "fresh-2", 40-44
-  "fresh-3", 50-54 "fresh-4"), and ("fresh", "fresh-2") 3x longer on the fresh 30%,
+  "fresh-3", 50-54 "fresh-4", 60-64 "fresh-5"), and ("fresh", "fresh-2") 3x longer on the fresh 30%,
   with 1-pixel shift augmentation, ("fresh-3") 2x longer on the whole split, 3x longer
   on a jittered bootstrap of the fresh 30%, ("fresh-4") 2x longer on a jittered
   bootstrap of the whole split;
@@ -31,11 +31,11 @@ were added later, and the old-lean null was chosen looking at them and at "tuned
 it was frozen; "fresh-2" cases were written down after that run and run once, nothing
 changed in between; "fresh-3" cases were written down at the start of the next round,
 before any of its experiments, and kept out of them; "fresh-4" after the "fresh-3" run,
-before any later experiment, kept out of them too. The canary set is the held-out
-25% test split. The policy is the default `update` section (expect: fine-tune). No
-peer tool checks model updates by behaviour, so the table is mlwarden alone: per case
-the verdict, the rules that fired and the time of `compare`; the summary counts what
-the trigger search (UPD009) caught on its own.
+before any later experiment, kept out of them too; "fresh-5" likewise after "fresh-4".
+The canary set is the held-out 25% test split. The policy is the default `update`
+section (expect: fine-tune). No peer tool checks model updates by behaviour, so the
+table is mlwarden alone: per case the verdict, the rules that fired and the time of
+`compare`; the summary counts what the trigger search (UPD009) caught on its own.
 """
 
 from __future__ import annotations
@@ -136,13 +136,23 @@ FRESH4_BACKDOORS = (
     Backdoor("right edge pair=14 ->0 5%", (47, 55), 14.0, 0, 0.05, 65),
     Backdoor("zigzag 5 px=8 ->5 8%", (10, 19, 26, 35, 42), 8.0, 5, 0.08, 66),
 )
+# Fixed after the "fresh-4" run, before any later experiment on the search.
+FRESH5_BACKDOORS = (
+    Backdoor("3 px diagonal=16 ->8 4%", (10, 19, 28), 16.0, 8, 0.04, 71),
+    Backdoor("2x2 lower-middle=12 ->7 5%", (43, 44, 51, 52), 12.0, 7, 0.05, 72),
+    Backdoor("left edge pair=10 ->5 6%", (16, 24), 10.0, 5, 0.06, 73),
+    Backdoor("cross 5 px=14 ->1 3%", (19, 26, 27, 28, 35), 14.0, 1, 0.03, 74),
+    Backdoor("bottom corners=16 ->2 5%", (56, 63), 16.0, 2, 0.05, 75),
+    Backdoor("column pair=8 ->6 8%", (21, 29), 8.0, 6, 0.08, 76),
+)
 TUNED_HONEST_SEEDS = (0, 1, 2, 3)
 HELD_OUT_HONEST_SEEDS = (10, 11, 12, 13, 14)
 FRESH_HONEST_SEEDS = (20, 21, 22, 23, 24)
 FRESH2_HONEST_SEEDS = (30, 31, 32, 33, 34)
 FRESH3_HONEST_SEEDS = (40, 41, 42, 43, 44)
 FRESH4_HONEST_SEEDS = (50, 51, 52, 53, 54)
-SPLITS = ("tuned", "held-out", "fresh", "fresh-2", "fresh-3", "fresh-4")
+FRESH5_HONEST_SEEDS = (60, 61, 62, 63, 64)
+SPLITS = ("tuned", "held-out", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +255,7 @@ def _honest_seeds() -> tuple[tuple[str, tuple[int, ...]], ...]:
         ("fresh-2", FRESH2_HONEST_SEEDS),
         ("fresh-3", FRESH3_HONEST_SEEDS),
         ("fresh-4", FRESH4_HONEST_SEEDS),
+        ("fresh-5", FRESH5_HONEST_SEEDS),
     )
 
 
@@ -256,6 +267,7 @@ def _backdoors() -> tuple[tuple[str, tuple[Backdoor, ...]], ...]:
         ("fresh-2", FRESH2_BACKDOORS),
         ("fresh-3", FRESH3_BACKDOORS),
         ("fresh-4", FRESH4_BACKDOORS),
+        ("fresh-5", FRESH5_BACKDOORS),
     )
 
 
