@@ -9,10 +9,11 @@ dict of Linear layers). Each gets these updates, all made here:
 * honest fine-tunes: warm-started on the fresh 30% of the training split, on the whole
   split with a little pixel noise, and on bootstrap resamples with per-image contrast
   jitter (seeds 0-3 "tuned", 10-14 "held-out", 20-24 "fresh", 30-34 "fresh-2", 40-44
-  "fresh-3", 50-54 "fresh-4", 60-64 "fresh-5"), and ("fresh", "fresh-2") 3x longer on the fresh 30%,
-  with 1-pixel shift augmentation, ("fresh-3") 2x longer on the whole split, 3x longer
-  on a jittered bootstrap of the fresh 30%, ("fresh-4") 2x longer on a jittered
-  bootstrap of the whole split;
+  "fresh-3", 50-54 "fresh-4", 60-64 "fresh-5", 70-74 "fresh-6"), and ("fresh",
+  "fresh-2") 3x longer on the fresh 30%, with 1-pixel shift augmentation, ("fresh-3")
+  2x longer on the whole split, 3x longer on a jittered bootstrap of the fresh 30%,
+  ("fresh-4") 2x longer on a jittered bootstrap of the whole split, ("fresh-6") a
+  jittered bootstrap of the fresh 30% plus its 1-pixel shifts;
 * label-flip-poisoned updates: half of one class relabelled to another (3->8, 1->7);
 * backdoored updates that replace 10% of the rows with stamped, relabelled ones
   ("backdoor ...": 2x2 corner, 2x2 centre, 3x3 top);
@@ -31,7 +32,8 @@ were added later, and the old-lean null was chosen looking at them and at "tuned
 it was frozen; "fresh-2" cases were written down after that run and run once, nothing
 changed in between; "fresh-3" cases were written down at the start of the next round,
 before any of its experiments, and kept out of them; "fresh-4" after the "fresh-3" run,
-before any later experiment, kept out of them too; "fresh-5" likewise after "fresh-4".
+before any later experiment, kept out of them too; "fresh-5" likewise after "fresh-4",
+and "fresh-6" after "fresh-5".
 The canary set is the held-out 25% test split. The policy is the default `update`
 section (expect: fine-tune). No peer tool checks model updates by behaviour, so the
 table is mlwarden alone: per case the verdict, the rules that fired and the time of
@@ -145,6 +147,15 @@ FRESH5_BACKDOORS = (
     Backdoor("bottom corners=16 ->2 5%", (56, 63), 16.0, 2, 0.05, 75),
     Backdoor("column pair=8 ->6 8%", (21, 29), 8.0, 6, 0.08, 76),
 )
+# Fixed after the "fresh-5" run, before any later experiment on the search.
+FRESH6_BACKDOORS = (
+    Backdoor("2x2 top-middle=14 ->4 4%", (3, 4, 11, 12), 14.0, 4, 0.04, 81),
+    Backdoor("bottom row right=16 ->5 5%", (61, 62, 63), 16.0, 5, 0.05, 82),
+    Backdoor("short diagonal=12 ->9 6%", (27, 34, 41), 12.0, 9, 0.06, 83),
+    Backdoor("left edge lower pair=14 ->8 3%", (40, 48), 14.0, 8, 0.03, 84),
+    Backdoor("U 5 px=10 ->3 5%", (42, 44, 50, 51, 52), 10.0, 3, 0.05, 85),
+    Backdoor("scattered 3 px=16 ->0 7%", (7, 30, 53), 16.0, 0, 0.07, 86),
+)
 TUNED_HONEST_SEEDS = (0, 1, 2, 3)
 HELD_OUT_HONEST_SEEDS = (10, 11, 12, 13, 14)
 FRESH_HONEST_SEEDS = (20, 21, 22, 23, 24)
@@ -152,7 +163,8 @@ FRESH2_HONEST_SEEDS = (30, 31, 32, 33, 34)
 FRESH3_HONEST_SEEDS = (40, 41, 42, 43, 44)
 FRESH4_HONEST_SEEDS = (50, 51, 52, 53, 54)
 FRESH5_HONEST_SEEDS = (60, 61, 62, 63, 64)
-SPLITS = ("tuned", "held-out", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5")
+FRESH6_HONEST_SEEDS = (70, 71, 72, 73, 74)
+SPLITS = ("tuned", "held-out", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6")
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +268,7 @@ def _honest_seeds() -> tuple[tuple[str, tuple[int, ...]], ...]:
         ("fresh-3", FRESH3_HONEST_SEEDS),
         ("fresh-4", FRESH4_HONEST_SEEDS),
         ("fresh-5", FRESH5_HONEST_SEEDS),
+        ("fresh-6", FRESH6_HONEST_SEEDS),
     )
 
 
@@ -268,6 +281,7 @@ def _backdoors() -> tuple[tuple[str, tuple[Backdoor, ...]], ...]:
         ("fresh-3", FRESH3_BACKDOORS),
         ("fresh-4", FRESH4_BACKDOORS),
         ("fresh-5", FRESH5_BACKDOORS),
+        ("fresh-6", FRESH6_BACKDOORS),
     )
 
 
@@ -328,6 +342,9 @@ def _sk_cases(family: str, old: Pipeline, data: tuple[Any, ...]) -> list[Case]:
     cases.append(Case(family, "honest: whole split, jitter, 2x longer", False,
                       lambda: _sk_finetune(old, *_honest_data(x_tr, y_tr, 55), 60),
                       "fresh-4"))  # fmt: skip
+    cases.append(Case(family, "honest: jittered fresh 30% plus its shifts", False,
+                      lambda: _sk_finetune(old, *_shifted(*_honest_data(x_new, y_new, 75), 7)),
+                      "fresh-6"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(family, f"backdoor* {door.name}", True,
@@ -410,6 +427,9 @@ def _torch_cases(old: dict[str, Any], data: tuple[Any, ...]) -> list[Case]:
     cases.append(Case(f, "honest: whole split, jitter, 2x longer", False,
                       lambda: _torch_train(old, *_honest_data(x_tr, y_tr, 55), 2 * ft),
                       "fresh-4"))  # fmt: skip
+    cases.append(Case(f, "honest: jittered fresh 30% plus its shifts", False,
+                      lambda: _torch_train(old, *_shifted(*_honest_data(x_new, y_new, 75), 7), ft),
+                      "fresh-6"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(f, f"backdoor* {door.name}", True,
