@@ -25,13 +25,24 @@ associations the old version already has, and on near-constant features (a pixel
 is almost always 0, amplified by a StandardScaler) that strengthening moves the argmax
 for most stamped rows; without the lean null, honest scikit-learn updates scored like
 backdoors (bench/update_check.py). A backdoor is an association the old version lacks.
-The price: a trigger the old version already leans to (a stroke of the target class) is
-not seen; the benchmark shows three such cases among 53 working backdoors.
 
-The search is greedy on purpose. A trigger whose single features do nothing alone is
-not assembled (two such cases in the benchmark); a search guided by where the update
-changed the response, or seeded with pairs, assembles them but finds honest patterns
-just as well (measured: bench/update_check.py, BENCHMARKS.md).
+A fixed tolerance, though, fails on the same near-constant features when the trigger
+sits there: a stamp 100 standard deviations out makes the old version's per-class
+answers swing by tens of nats, so its lean to t can exceed 1 nat by chance, and the
+trigger is discounted (three such triggers on the benchmark's scikit-learn MLP hijacked
+0-11% of the rows under the fixed null and 100% without it). The tolerance therefore
+grows to `lean_swing` times the old version's swing under that stamp (the median
+absolute deviation of its per-class rises) where that is more: a lean that stands out
+from the swing is an association, one lost in it is not. Measured on the benchmark's
+development splits: four more working backdoors caught (63/74 against 59/74), no honest
+update more refused (122/126 silent both ways); 0.3 to 0.5 give the same counts. The
+price that remains: a trigger the old version already leans to (a stroke of the target
+class) is not seen.
+
+The search is greedy on purpose: a search guided by where the update changed the
+response, or seeded with pairs, assembles patterns whose single features do nothing
+alone, but finds honest patterns just as well (measured: bench/update_check.py,
+BENCHMARKS.md).
 
 Each class's best share gets a MAD anomaly index (above the median this time, MAD
 floored at 0.02); a class is flagged when its index exceeds the policy's
