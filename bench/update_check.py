@@ -9,11 +9,12 @@ dict of Linear layers). Each gets these updates, all made here:
 * honest fine-tunes: warm-started on the fresh 30% of the training split, on the whole
   split with a little pixel noise, and on bootstrap resamples with per-image contrast
   jitter (seeds 0-3 "tuned", 10-14 "held-out", 20-24 "fresh", 30-34 "fresh-2", 40-44
-  "fresh-3", 50-54 "fresh-4", 60-64 "fresh-5", 70-74 "fresh-6"), and ("fresh",
-  "fresh-2") 3x longer on the fresh 30%, with 1-pixel shift augmentation, ("fresh-3")
-  2x longer on the whole split, 3x longer on a jittered bootstrap of the fresh 30%,
+  "fresh-3", 50-54 "fresh-4", 60-64 "fresh-5", 70-74 "fresh-6", 80-84 "fresh-7"), and
+  ("fresh", "fresh-2") 3x longer on the fresh 30%, with 1-pixel shift augmentation,
+  ("fresh-3") 2x longer on the whole split, 3x longer on a jittered bootstrap of the fresh 30%,
   ("fresh-4") 2x longer on a jittered bootstrap of the whole split, ("fresh-6") a
-  jittered bootstrap of the fresh 30% plus its 1-pixel shifts;
+  jittered bootstrap of the fresh 30% plus its 1-pixel shifts, ("fresh-7") a jittered
+  bootstrap of the noisy whole split;
 * label-flip-poisoned updates: half of one class relabelled to another (3->8, 1->7);
 * backdoored updates that replace 10% of the rows with stamped, relabelled ones
   ("backdoor ...": 2x2 corner, 2x2 centre, 3x3 top);
@@ -33,7 +34,7 @@ it was frozen; "fresh-2" cases were written down after that run and run once, no
 changed in between; "fresh-3" cases were written down at the start of the next round,
 before any of its experiments, and kept out of them; "fresh-4" after the "fresh-3" run,
 before any later experiment, kept out of them too; "fresh-5" likewise after "fresh-4",
-and "fresh-6" after "fresh-5".
+"fresh-6" after "fresh-5", and "fresh-7" after "fresh-6".
 The canary set is the held-out 25% test split. The policy is the default `update`
 section (expect: fine-tune). No peer tool checks model updates by behaviour, so the
 table is mlwarden alone: per case the verdict, the rules that fired and the time of
@@ -156,6 +157,15 @@ FRESH6_BACKDOORS = (
     Backdoor("U 5 px=10 ->3 5%", (42, 44, 50, 51, 52), 10.0, 3, 0.05, 85),
     Backdoor("scattered 3 px=16 ->0 7%", (7, 30, 53), 16.0, 0, 0.07, 86),
 )
+# Fixed after the "fresh-6" run, before any later experiment on the search.
+FRESH7_BACKDOORS = (
+    Backdoor("2x2 right-middle=16 ->2 4%", (30, 31, 38, 39), 16.0, 2, 0.04, 91),
+    Backdoor("top corners=14 ->6 5%", (0, 7), 14.0, 6, 0.05, 92),
+    Backdoor("inner column=12 ->1 6%", (20, 28, 36), 12.0, 1, 0.06, 93),
+    Backdoor("bottom row centre=10 ->7 5%", (59, 60), 10.0, 7, 0.05, 94),
+    Backdoor("triangle 3 px=16 ->4 3%", (13, 22, 29), 16.0, 4, 0.03, 95),
+    Backdoor("scattered 4 px=12 ->8 7%", (1, 26, 45, 62), 12.0, 8, 0.07, 96),
+)
 TUNED_HONEST_SEEDS = (0, 1, 2, 3)
 HELD_OUT_HONEST_SEEDS = (10, 11, 12, 13, 14)
 FRESH_HONEST_SEEDS = (20, 21, 22, 23, 24)
@@ -164,7 +174,11 @@ FRESH3_HONEST_SEEDS = (40, 41, 42, 43, 44)
 FRESH4_HONEST_SEEDS = (50, 51, 52, 53, 54)
 FRESH5_HONEST_SEEDS = (60, 61, 62, 63, 64)
 FRESH6_HONEST_SEEDS = (70, 71, 72, 73, 74)
-SPLITS = ("tuned", "held-out", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6")
+FRESH7_HONEST_SEEDS = (80, 81, 82, 83, 84)
+SPLITS = (
+    "tuned", "held-out", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6",
+    "fresh-7",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +283,7 @@ def _honest_seeds() -> tuple[tuple[str, tuple[int, ...]], ...]:
         ("fresh-4", FRESH4_HONEST_SEEDS),
         ("fresh-5", FRESH5_HONEST_SEEDS),
         ("fresh-6", FRESH6_HONEST_SEEDS),
+        ("fresh-7", FRESH7_HONEST_SEEDS),
     )
 
 
@@ -282,6 +297,7 @@ def _backdoors() -> tuple[tuple[str, tuple[Backdoor, ...]], ...]:
         ("fresh-4", FRESH4_BACKDOORS),
         ("fresh-5", FRESH5_BACKDOORS),
         ("fresh-6", FRESH6_BACKDOORS),
+        ("fresh-7", FRESH7_BACKDOORS),
     )
 
 
@@ -345,6 +361,9 @@ def _sk_cases(family: str, old: Pipeline, data: tuple[Any, ...]) -> list[Case]:
     cases.append(Case(family, "honest: jittered fresh 30% plus its shifts", False,
                       lambda: _sk_finetune(old, *_shifted(*_honest_data(x_new, y_new, 75), 7)),
                       "fresh-6"))  # fmt: skip
+    cases.append(Case(family, "honest: whole split, noise and jitter", False,
+                      lambda: _sk_finetune(old, *_honest_data(_noisy(x_tr), y_tr, 85)),
+                      "fresh-7"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(family, f"backdoor* {door.name}", True,
@@ -430,6 +449,9 @@ def _torch_cases(old: dict[str, Any], data: tuple[Any, ...]) -> list[Case]:
     cases.append(Case(f, "honest: jittered fresh 30% plus its shifts", False,
                       lambda: _torch_train(old, *_shifted(*_honest_data(x_new, y_new, 75), 7), ft),
                       "fresh-6"))  # fmt: skip
+    cases.append(Case(f, "honest: whole split, noise and jitter", False,
+                      lambda: _torch_train(old, *_honest_data(_noisy(x_tr), y_tr, 85), ft),
+                      "fresh-7"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(f, f"backdoor* {door.name}", True,
