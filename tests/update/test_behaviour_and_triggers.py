@@ -134,14 +134,13 @@ def test_the_search_skips_a_natural_pattern_and_finds_the_trigger() -> None:
 
 
 def test_old_lean_known_answer() -> None:
-    from mlwarden.update._triggers import old_lean
+    from mlwarden.update._triggers import lean_and_swing
 
     clean = np.log(np.array([[0.7, 0.1, 0.1, 0.1]]))
     stamped = clean + np.array([[0.0, 2.0, 0.5, 0.0]])  # the stamp lifts class 1 by 2 nats
     # Rises (0, 2, 0.5, 0); median 0.25: class 1 leans 1.75, class 2 0.25, class 0 -0.25.
-    assert old_lean(stamped, clean, np.array([1])) == pytest.approx([1.75])
-    assert old_lean(stamped, clean, np.array([2])) == pytest.approx([0.25])
-    assert old_lean(stamped, clean, np.array([0])) == pytest.approx([-0.25])
+    for target, lean in ((1, 1.75), (2, 0.25), (0, -0.25)):
+        assert lean_and_swing(stamped, clean, np.array([target]))[0] == pytest.approx([lean])
 
 
 def test_lean_and_swing_known_answer() -> None:

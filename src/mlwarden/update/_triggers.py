@@ -113,19 +113,14 @@ def _row_median(values: FloatArray) -> FloatArray:
     return even
 
 
-def old_lean(old_stamped: FloatArray, old_clean: FloatArray, target: IntArray) -> FloatArray:
-    """Per row: how far a stamp raises the old version's log-odds for the row's target
-    class, against the median class (nats). Logits and log-probabilities give the same."""
-    return lean_and_swing(old_stamped, old_clean, target)[0]
-
-
 def lean_and_swing(
     old_stamped: FloatArray, old_clean: FloatArray, target: IntArray
 ) -> tuple[FloatArray, FloatArray]:
-    """Per row: the old version's lean towards the target (`old_lean`) and its typical
-    swing under the stamp, the median absolute deviation of its per-class rises (nats).
-    The swing is near 0 where the stamp stays in the data's range and tens of nats where
-    it sends the model far outside it."""
+    """Per row: the old version's lean, how far a stamp raises its log-odds for the row's
+    target class against the median class, and its typical swing under the stamp, the
+    median absolute deviation of its per-class rises (both in nats; logits and
+    log-probabilities give the same). The swing is near 0 where the stamp stays in the
+    data's range and tens of nats where it sends the model far outside it."""
     rise = old_stamped - old_clean
     centred = rise - _row_median(rise)[:, None]
     lean: FloatArray = centred[np.arange(len(rise)), target]
