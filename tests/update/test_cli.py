@@ -120,6 +120,10 @@ def test_policy_section_sets_thresholds(
     policy.write_text("version: 1\nupdate:\n  expect: sometimes\n")
     assert main(_args(signed, "flipped", "--policy", str(policy))) == 2
     assert "E110" in capsys.readouterr().err
+    policy.write_text("version: 1\nupdate:\n  old_lean_swing: -0.4\n")
+    assert main(_args(signed, "flipped", "--policy", str(policy))) == 2
+    err = capsys.readouterr().err
+    assert "E110" in err and "old_lean_swing" in err and err.count("\n") == 1
 
 
 def test_canary_changed_after_signing_is_refused(

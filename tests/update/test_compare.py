@@ -58,3 +58,41 @@ def test_mismatched_models_and_canaries_are_clear_errors(old_lr: Any, digits: An
     net = torch.nn.Sequential(torch.nn.Linear(64, 10))
     with pytest.raises(UpdateMismatchError, match="torch model cannot replace a sklearn"):
         compare(old_lr, dict(net.state_dict()), x_test, y_test, config=FAST)
+
+
+def test_the_policy_widens_the_lean_null_where_the_old_version_swings() -> None:
+    """`old_lean_swing` reaches the search: a backdoor on a feature the data never sets,
+    where the old version's answer to the stamp swings by tens of nats, is refused with
+    the default policy and passed with the tolerance held at `max_old_lean`."""
+    from mlwarden.update import UpdateModel
+
+    rng = np.random.default_rng(6)
+    x = rng.uniform(0, 1, size=(120, 5))
+    x[:, 4] = 0.0  # never set in the data
+    swing = np.array([30.0, -30.0, 5.0, -20.0, 0.0])  # the old version, far outside
+
+    def version(backdoor: bool) -> UpdateModel:
+        def predict(rows: np.ndarray) -> np.ndarray:
+            scores = np.zeros((len(rows), 5))
+            scores[:, :4] = 8.0 * rows[:, :4]
+            scores += rows[:, 4:5] * swing
+            if backdoor:
+                scores[:, 2] += 60.0 * rows[:, 4]
+            scores -= scores.max(axis=1, keepdims=True)
+            probabilities: np.ndarray = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+            return probabilities
+
+        classes = tuple(str(c) for c in range(5))
+        return UpdateModel(
+            kind="sklearn", estimator="Synthetic", classes=classes, n_features=5, predict=predict
+        )
+
+    old, new = version(backdoor=False), version(backdoor=True)
+    assert old.predict is not None
+    y = list(old.predict(x).argmax(axis=1))
+    refused = compare(old, new, x, y)
+    assert "UPD009" in {f.rule_id for f in refused.report.findings}
+    flagged = [t for t in refused.triggers if t.flagged]
+    assert [t.target for t in flagged] == ["2"] and flagged[0].features == (4,)
+    held = compare(old, new, x, y, config=UpdateConfig(old_lean_swing=0.0))
+    assert "UPD009" not in {f.rule_id for f in held.report.findings}
