@@ -528,10 +528,10 @@ def main(argv: list[str] | None = None) -> int:
             success = (
                 attack_success(new, case.backdoor, canary, y_te, scale) if case.backdoor else None
             )
-            asr = "    -" if success is None else f"{success:5.2f}"
+            asr = "    -" if success is None else f"{success:5.3f}"
             if case.backdoor and args.dump:
                 before = attack_success(old, case.backdoor, canary, y_te, scale)
-                asr += f" (old {before:.2f})"
+                asr += f" (old {before:.3f})"
             drop = result.behaviour.accuracy_old - result.behaviour.accuracy_new
             rows.append((case, result, rules, seconds, ok, success))
             print(
