@@ -62,9 +62,30 @@ class DenseForm:
     def log_proba(self, x: FloatArray) -> FloatArray:
         """Log-softmax of the logits: exact far from the data, where probabilities underflow."""
         _, logits = self.hidden_and_logits(x)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        result: FloatArray = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return _log_softmax(logits)
+
+    def first_layer(self, x: FloatArray) -> FloatArray:
+        """The first affine layer's output (before any activation) for raw rows."""
+        scaled = np.asarray(x, dtype=np.float64) * self.mul + self.add
+        result: FloatArray = scaled @ self.weights[0] + self.biases[0]
         return result
+
+    def log_proba_after_first(self, first: FloatArray) -> FloatArray:
+        """`log_proba` from the first affine layer's output: lets a caller that changes a
+        few input features move that output by their weight rows alone (a rank-k update)
+        instead of running every feature through the first layer again."""
+        z = first
+        for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
+            z = _ACTIVATE[self.activation](z) @ weight + bias
+        if self.binary:
+            z = np.column_stack([np.zeros(len(z)), z[:, 0]])
+        return _log_softmax(z)
+
+
+def _log_softmax(logits: FloatArray) -> FloatArray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    result: FloatArray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return result
 
 
 def _sigmoid(z: FloatArray) -> FloatArray:

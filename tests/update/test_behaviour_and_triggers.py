@@ -229,7 +229,7 @@ def test_an_association_the_old_version_has_is_not_a_trigger() -> None:
 def test_batching_the_stamps_changes_no_share() -> None:
     """Stamped rows go to the models in bounded batches (memory flat in the width); the
     shares must not depend on where the batches are cut."""
-    from mlwarden.update._triggers import _stamp_success
+    from mlwarden.update._triggers import _stamp_success, _Stamper
 
     rng = np.random.default_rng(4)
     x = rng.uniform(0, 1, size=(30, 40))
@@ -244,8 +244,38 @@ def test_batching_the_stamps_changes_no_share() -> None:
 
     stamps = [(t, [(f, v)]) for t in range(4) for f in range(40) for v in (0.0, 0.5, 1.0)]
     old_scores = scores(w_old)(x)
-    args = (scores(w_new), scores(w_old), x, old_scores, stamps, 1.0)
+    new, old = _Stamper(scores(w_new), x), _Stamper(scores(w_old), x)
+    args = (new, old, x, old_scores, stamps, 1.0)
     whole = _stamp_success(*args, max_cells=10**9)
     for cells in (1, 40 * 30 * 7, 40 * 30 * 100):
         assert np.array_equal(_stamp_success(*args, max_cells=cells), whole)
     assert len(whole) == len(stamps) and whole.max() > 0
+
+
+def test_dense_stamping_matches_stamping_the_rows() -> None:
+    """A dense model's stamped rows are scored by moving its first-layer output by the
+    stamped features' weight rows; that must agree with scoring the stamped rows."""
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlwarden._dense import from_sklearn
+    from mlwarden.update._triggers import _Stamper
+
+    x, y = load_digits(return_X_y=True)
+    model = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=60, random_state=0))
+    form = from_sklearn(model.fit(x[:600], y[:600]))
+    assert form is not None
+    rows = x[600:700].astype(np.float64)
+    dense, plain = _Stamper(form, rows), _Stamper(form.log_proba, rows)
+    assert np.array_equal(dense.clean(), plain.clean())
+    rng = np.random.default_rng(8)
+    groups = [
+        (rng.choice(100, 30, replace=False), [(int(f), float(v)) for f, v in zip(fs, vs)])
+        for fs, vs in zip(rng.integers(0, 64, (20, 3)), rng.choice([0.0, 8.0, 16.0], (20, 3)))
+    ]
+    groups.append((np.arange(100), [(5, 16.0), (9, 0.0), (5, 8.0)]))  # x5 stamped twice
+    assert np.allclose(dense.stamped(groups), plain.stamped(groups), rtol=0, atol=1e-9)
+    found = search(form, form, rows, classes=10, values=(0.0, 16.0), max_features=2)
+    assert all(share == 0.0 for share, _ in found)  # a version against itself: nothing

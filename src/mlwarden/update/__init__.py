@@ -41,7 +41,13 @@ from mlwarden.update._structure import (
     structure_findings,
     tensor_delta,
 )
-from mlwarden.update._triggers import ClassTrigger, class_triggers, search, trigger_findings
+from mlwarden.update._triggers import (
+    ClassTrigger,
+    Model,
+    class_triggers,
+    search,
+    trigger_findings,
+)
 
 __all__ = [
     "Behaviour",
@@ -134,8 +140,8 @@ def compare(
         rows = _stratified(codes, config.trigger_rows)
         low, high = float(features.min()), float(features.max())
         found = search(
-            _log_scores(new_model),
-            _log_scores(old_model),
+            _search_model(new_model),
+            _search_model(old_model),
             features[rows],
             classes=len(classes),
             values=(low, (low + high) / 2, high) if high > low else (low,),
@@ -234,11 +240,12 @@ def _trust(trust: TrustPolicy | None, keys: Sequence[Path]) -> TrustPolicy | Non
     return TrustPolicy(signers=signers, threshold=1)
 
 
-def _log_scores(model: UpdateModel) -> Any:
-    """Per-class log-probabilities: exact log-softmax of the array form when there is one
-    (no per-call validation, no underflow far from the data), else log of predict, floored."""
+def _search_model(model: UpdateModel) -> Model:
+    """The array form when there is one (exact log-softmax, no per-call validation, no
+    underflow far from the data, stamped rows by rank-k updates), else per-class
+    log-probabilities from predict, floored."""
     if model.network is not None:
-        return model.network.log_proba
+        return model.network
     predict = model.predict
     assert predict is not None
 
