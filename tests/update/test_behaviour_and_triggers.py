@@ -256,6 +256,7 @@ def test_dense_stamping_matches_stamping_the_rows() -> None:
     """A dense model's stamped rows are scored by moving its first-layer output by the
     stamped features' weight rows; that must agree with scoring the stamped rows."""
     from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -279,3 +280,11 @@ def test_dense_stamping_matches_stamping_the_rows() -> None:
     assert np.allclose(dense.stamped(groups), plain.stamped(groups), rtol=0, atol=1e-9)
     found = search(form, form, rows, classes=10, values=(0.0, 16.0), max_features=2)
     assert all(share == 0.0 for share, _ in found)  # a version against itself: nothing
+
+    # One output unit (a binary LogisticRegression): the logits are [0, z].
+    binary = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
+    pair = (y[:600] == 0) | (y[:600] == 1)
+    two = from_sklearn(binary.fit(x[:600][pair], y[:600][pair]))
+    assert two is not None and two.binary
+    dense, plain = _Stamper(two, rows), _Stamper(two.log_proba, rows)
+    assert np.allclose(dense.stamped(groups), plain.stamped(groups), rtol=0, atol=1e-9)
