@@ -155,7 +155,7 @@ class _Stamper:
     stamped features' weight rows alone: stamping k features costs k x width multiply-
     adds per row instead of a pass of every input feature through the first layer. It is
     written here, not taken from a library, because the search is the product's edge and
-    the first layer is most of its time: on 784 input features the search runs 10-19x
+    the first layer is most of its time: on 784 input features the search runs 10-24x
     faster (bench/update_wide.py). The two paths agree to rounding (about 1e-13);
     the benchmark's verdicts and shares are the same with either.
     """
@@ -207,7 +207,7 @@ def _stamp_success(
     old: _Stamper,
     x: FloatArray,
     old_scores: FloatArray,
-    stamps: list[tuple[int, list[tuple[int, float]]]],
+    stamps: list[tuple[int, Stamp]],
     max_old_lean: float | None,
     *,
     lean_swing: float = 0.0,
