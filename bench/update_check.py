@@ -9,12 +9,13 @@ dict of Linear layers). Each gets these updates, all made here:
 * honest fine-tunes: warm-started on the fresh 30% of the training split, on the whole
   split with a little pixel noise, and on bootstrap resamples with per-image contrast
   jitter (seeds 0-3 "tuned", 10-14 "held-out", 20-24 "fresh", 30-34 "fresh-2", 40-44
-  "fresh-3", 50-54 "fresh-4", 60-64 "fresh-5", 70-74 "fresh-6", 80-84 "fresh-7"), and
-  ("fresh", "fresh-2") 3x longer on the fresh 30%, with 1-pixel shift augmentation,
-  ("fresh-3") 2x longer on the whole split, 3x longer on a jittered bootstrap of the fresh 30%,
-  ("fresh-4") 2x longer on a jittered bootstrap of the whole split, ("fresh-6") a
-  jittered bootstrap of the fresh 30% plus its 1-pixel shifts, ("fresh-7") a jittered
-  bootstrap of the noisy whole split;
+  "fresh-3", 50-54 "fresh-4", 60-64 "fresh-5", 70-74 "fresh-6", 80-84 "fresh-7", 90-94
+  "fresh-8"), and ("fresh", "fresh-2") 3x longer on the fresh 30%, with 1-pixel shift
+  augmentation, ("fresh-3") 2x longer on the whole split, 3x longer on a jittered
+  bootstrap of the fresh 30%, ("fresh-4") 2x longer on a jittered bootstrap of the whole
+  split, ("fresh-6") a jittered bootstrap of the fresh 30% plus its 1-pixel shifts,
+  ("fresh-7") a jittered bootstrap of the noisy whole split, ("fresh-8") 2x longer on
+  the noisy fresh 30%;
 * label-flip-poisoned updates: half of one class relabelled to another (3->8, 1->7);
 * backdoored updates that replace 10% of the rows with stamped, relabelled ones
   ("backdoor ...": 2x2 corner, 2x2 centre, 3x3 top);
@@ -34,7 +35,8 @@ it was frozen; "fresh-2" cases were written down after that run and run once, no
 changed in between; "fresh-3" cases were written down at the start of the next round,
 before any of its experiments, and kept out of them; "fresh-4" after the "fresh-3" run,
 before any later experiment, kept out of them too; "fresh-5" likewise after "fresh-4",
-"fresh-6" after "fresh-5", and "fresh-7" after "fresh-6".
+"fresh-6" after "fresh-5", "fresh-7" after "fresh-6", and "fresh-8" after "fresh-7"
+(not run yet: it is kept for the next change to the search).
 The canary set is the held-out 25% test split. The policy is the default `update`
 section (expect: fine-tune). No peer tool checks model updates by behaviour, so the
 table is mlwarden alone: per case the verdict, the rules that fired and the time of
@@ -166,6 +168,15 @@ FRESH7_BACKDOORS = (
     Backdoor("triangle 3 px=16 ->4 3%", (13, 22, 29), 16.0, 4, 0.03, 95),
     Backdoor("scattered 4 px=12 ->8 7%", (1, 26, 45, 62), 12.0, 8, 0.07, 96),
 )
+# Fixed after the "fresh-7" run, before any later experiment on the search.
+FRESH8_BACKDOORS = (
+    Backdoor("2x2 top-left inner=14 ->5 4%", (9, 10, 17, 18), 14.0, 5, 0.04, 101),
+    Backdoor("right column top=16 ->3 5%", (7, 15, 23), 16.0, 3, 0.05, 102),
+    Backdoor("bottom pair left=12 ->9 6%", (57, 58), 12.0, 9, 0.06, 103),
+    Backdoor("diamond 4 px=10 ->0 5%", (20, 27, 29, 36), 10.0, 0, 0.05, 104),
+    Backdoor("left edge top=16 ->2 3%", (8, 16), 16.0, 2, 0.03, 105),
+    Backdoor("scattered 5 px=14 ->6 6%", (4, 25, 38, 51, 60), 14.0, 6, 0.06, 106),
+)
 TUNED_HONEST_SEEDS = (0, 1, 2, 3)
 HELD_OUT_HONEST_SEEDS = (10, 11, 12, 13, 14)
 FRESH_HONEST_SEEDS = (20, 21, 22, 23, 24)
@@ -175,9 +186,10 @@ FRESH4_HONEST_SEEDS = (50, 51, 52, 53, 54)
 FRESH5_HONEST_SEEDS = (60, 61, 62, 63, 64)
 FRESH6_HONEST_SEEDS = (70, 71, 72, 73, 74)
 FRESH7_HONEST_SEEDS = (80, 81, 82, 83, 84)
+FRESH8_HONEST_SEEDS = (90, 91, 92, 93, 94)
 SPLITS = (
     "tuned", "held-out", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6",
-    "fresh-7",
+    "fresh-7", "fresh-8",
 )  # fmt: skip
 
 
@@ -284,6 +296,7 @@ def _honest_seeds() -> tuple[tuple[str, tuple[int, ...]], ...]:
         ("fresh-5", FRESH5_HONEST_SEEDS),
         ("fresh-6", FRESH6_HONEST_SEEDS),
         ("fresh-7", FRESH7_HONEST_SEEDS),
+        ("fresh-8", FRESH8_HONEST_SEEDS),
     )
 
 
@@ -298,6 +311,7 @@ def _backdoors() -> tuple[tuple[str, tuple[Backdoor, ...]], ...]:
         ("fresh-5", FRESH5_BACKDOORS),
         ("fresh-6", FRESH6_BACKDOORS),
         ("fresh-7", FRESH7_BACKDOORS),
+        ("fresh-8", FRESH8_BACKDOORS),
     )
 
 
@@ -364,6 +378,8 @@ def _sk_cases(family: str, old: Pipeline, data: tuple[Any, ...]) -> list[Case]:
     cases.append(Case(family, "honest: whole split, noise and jitter", False,
                       lambda: _sk_finetune(old, *_honest_data(_noisy(x_tr), y_tr, 85)),
                       "fresh-7"))  # fmt: skip
+    cases.append(Case(family, "honest: fresh 30%, noise, 2x longer", False,
+                      lambda: _sk_finetune(old, _noisy(x_new), y_new, 60), "fresh-8"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(family, f"backdoor* {door.name}", True,
@@ -452,6 +468,9 @@ def _torch_cases(old: dict[str, Any], data: tuple[Any, ...]) -> list[Case]:
     cases.append(Case(f, "honest: whole split, noise and jitter", False,
                       lambda: _torch_train(old, *_honest_data(_noisy(x_tr), y_tr, 85), ft),
                       "fresh-7"))  # fmt: skip
+    cases.append(Case(f, "honest: fresh 30%, noise, 2x longer", False,
+                      lambda: _torch_train(old, _noisy(x_new), y_new, 2 * ft),
+                      "fresh-8"))  # fmt: skip
     for split, doors in _backdoors():
         for door in doors:
             cases.append(Case(f, f"backdoor* {door.name}", True,
