@@ -44,7 +44,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from mlwarden._dense import from_sklearn  # noqa: E402
-from mlwarden.update import UpdateConfig  # noqa: E402
+from mlwarden.update import UpdateConfig, _stratified  # noqa: E402
 from mlwarden.update._triggers import search  # noqa: E402
 
 
@@ -55,16 +55,6 @@ def _wide_digits() -> tuple[Any, ...]:
     return tuple(train_test_split(x, d.target, test_size=0.25, random_state=0, stratify=d.target))
 
 
-def _stratified(y: Any, limit: int) -> Any:
-    picked: list[int] = []
-    groups = [list(np.flatnonzero(y == c)) for c in np.unique(y)]
-    while len(picked) < limit:
-        for group in groups:
-            if group and len(picked) < limit:
-                picked.append(group.pop(0))
-    return np.array(sorted(picked))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -73,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     x_tr, x_te, y_tr, y_te = _wide_digits()
     x_old, _, y_old, _ = train_test_split(x_tr, y_tr, test_size=0.3, random_state=1, stratify=y_tr)
     config = UpdateConfig()
-    rows = x_te[_stratified(y_te, args.rows)]
+    rows = x_te[_stratified(y_te.astype(np.int64), args.rows)]
     low, high = float(x_te.min()), float(x_te.max())
     options: dict[str, Any] = {
         "classes": 10,

@@ -245,7 +245,7 @@ def test_batching_the_stamps_changes_no_share() -> None:
     stamps = [(t, [(f, v)]) for t in range(4) for f in range(40) for v in (0.0, 0.5, 1.0)]
     old_scores = scores(w_old)(x)
     new, old = _Stamper(scores(w_new), x), _Stamper(scores(w_old), x)
-    args = (new, old, x, old_scores, stamps, 1.0)
+    args = (new, old, old_scores, stamps, 1.0)
     whole = _stamp_success(*args, max_cells=10**9)
     for cells in (1, 40 * 30 * 7, 40 * 30 * 100):
         assert np.array_equal(_stamp_success(*args, max_cells=cells), whole)

@@ -205,7 +205,6 @@ class _Stamper:
 def _stamp_success(
     new: _Stamper,
     old: _Stamper,
-    x: FloatArray,
     old_scores: FloatArray,
     stamps: list[tuple[int, Stamp]],
     max_old_lean: float | None,
@@ -228,7 +227,7 @@ def _stamp_success(
     eligible = [np.flatnonzero(old_clean != t) for t in range(old_scores.shape[1])]
     cells = _MAX_BATCH_CELLS if max_cells is None else max_cells
     row_cells = max(new.cells_per_row, old.cells_per_row)
-    per_batch = max(1, cells // max(1, row_cells * len(x)))
+    per_batch = max(1, cells // max(1, row_cells * len(old_scores)))
     shares: list[float] = []
     for start in range(0, len(stamps), per_batch):
         chunk = stamps[start : start + per_batch]
@@ -294,9 +293,7 @@ def search(
             stamps.extend((t, [*paths[t], fv]) for fv in pool[t] if fv[0] not in used)
         if not stamps:
             break
-        shares = _stamp_success(
-            new, old, x, old_scores, stamps, max_old_lean, lean_swing=lean_swing
-        )
+        shares = _stamp_success(new, old, old_scores, stamps, max_old_lean, lean_swing=lean_swing)
         if support is not None:
             for i, (t, stamp) in enumerate(stamps):
                 if shares[i] > 0 and natural(stamp, t, *support, span=span):
